@@ -1,0 +1,1 @@
+"""The brains: pure computation of features, detectors and policies (no I/O)."""

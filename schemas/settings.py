@@ -1,0 +1,106 @@
+"""The one settings object, read once from the environment (prefix ``MONITOR_``) at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every setting of Merchant Monitor; environment variables are ``MONITOR_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", frozen=True, extra="forbid", validate_default=True
+    )
+
+    broker_url: str = Field(
+        default="kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers, 'kafka://host:port[;host:port...]'.",
+    )
+    partitions: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=4, description="Partitions of every topic (inputs, outputs and tables alike)."
+    )
+    replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+    data_dir: Path = Field(
+        default=Path(".merchant-monitor"),
+        description="Local state: embedded warehouse, table stores, broker logs.",
+    )
+    warehouse_url: str | None = Field(
+        default=None,
+        description="ClickHouse server HTTP URL (http[s]://host:port); unset = embedded chdb.",
+    )
+    warehouse_database: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = (
+        "merchant_monitor"
+    )
+    warehouse_user: str = "default"
+    warehouse_password: SecretStr = SecretStr("")
+    business_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Time zone of the business day: a merchant-day is a calendar day here.",
+    )
+    log_level: LogLevel = "INFO"
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")] = (
+        "merchant-monitor"
+    )
+    table_store: Literal["memory", "rocksdb"] = Field(
+        default="memory", description="Faust table store; 'rocksdb' in production."
+    )
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    sink_flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=2.0, description="Seconds between warehouse flushes of changed merchant-days."
+    )
+    sink_max_buffer_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=200_000, description="Buffered rows that force a flush (back-pressure bound)."
+    )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "kafka" or not parts.netloc:
+            msg = f"broker_url must look like 'kafka://host:port', got {value!r}"
+            raise ValueError(msg)
+        for host_port in parts.netloc.split(";"):
+            host, _, port = host_port.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                msg = f"broker_url has a bad host:port {host_port!r}"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("warehouse_url")
+    @classmethod
+    def _check_warehouse_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = f"warehouse_url must be http(s)://host:port, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"business_timezone {value!r} is not a known IANA time zone"
+            raise ValueError(msg) from exc
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker URL as a list of 'host:port' for Kafka clients."""
+        return urlsplit(self.broker_url).netloc.split(";")
+
+    @property
+    def warehouse_dir(self) -> Path:
+        """Where the embedded warehouse keeps its tables."""
+        return self.data_dir / "warehouse"

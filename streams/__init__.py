@@ -1,0 +1,1 @@
+"""Everything with I/O: the Faust app, agents, warehouse sinks, broker launcher and the CLI."""
