@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint format typecheck unit integration schemas bench audit clean
+.PHONY: help install demo test lint format unit integration schemas audit clean stack-up stack-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -53,3 +53,9 @@ audit: install ## check installed dependencies for known vulnerabilities
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) .merchant-monitor .pytest_cache .mypy_cache .ruff_cache
+
+stack-up: ## start Kafka, ClickHouse, Grafana, workers and simulator with docker compose
+	docker compose up -d --build
+
+stack-down: ## stop the docker compose stack and remove its volumes
+	docker compose down -v

@@ -20,7 +20,7 @@ LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
-#: An identifier: 1 to 64 characters, letters, digits and ``_ . : -``, starting with a letter or digit.
+#: An identifier: 1 to 64 letters, digits and ``_ . : -``, starting with a letter or digit.
 Identifier = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
 
 #: A positive amount in fen.

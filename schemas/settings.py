@@ -60,6 +60,22 @@ class Settings(BaseSettings):
         default=200_000, description="Buffered rows that force a flush (back-pressure bound)."
     )
 
+    open_days_kept: Annotated[int, Field(ge=1, le=400)] = Field(
+        default=92,
+        description="Business days of totals kept per merchant, counted back from its newest "
+        "event; older events are dead-lettered as late. Generous because POS and account "
+        "topics are consumed at their own pace, so one can run weeks ahead in a backlog.",
+    )
+    batch_max_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=5_000, description="Events the agent takes per batch."
+    )
+    commit_interval_s: Annotated[float, Field(gt=0, le=600)] = 2.8
+    consumer_rebalance_timeout_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=60.0, description="Consumer-group rebalance timeout (short in tests only)."
+    )
+    consumer_session_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    consumer_heartbeat_interval_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+
     @field_validator("broker_url")
     @classmethod
     def _check_broker_url(cls, value: str) -> str:

@@ -13,8 +13,16 @@ from pydantic import ValidationError
 from schemas.settings import Settings
 from streams.errors import StreamsError
 
-#: Modules under streams.commands; each exposes ``command`` (a click command or group).
-COMMAND_MODULES = ("broker", "db", "schemas", "worker", "demo")
+#: Command name -> module under streams.commands exposing ``command`` (imported when used,
+#: so a quick command does not pay for importing Faust).
+COMMAND_MODULES = {
+    "broker": "broker",
+    "topics": "topics",
+    "db": "db",
+    "schemas": "schemas",
+    "worker": "worker",
+    "demo": "demo",
+}
 
 
 def load_settings() -> Settings:
@@ -30,7 +38,17 @@ def load_settings() -> Settings:
 
 
 class _Group(click.Group):
-    """Turns the project's own errors into one readable line and exit status 1."""
+    """Loads commands lazily; turns the project's own errors into one line and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(f"streams.commands.{module}").command
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -53,7 +71,3 @@ def main(ctx: click.Context) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = settings
-
-
-for _name in COMMAND_MODULES:
-    main.add_command(importlib.import_module(f"streams.commands.{_name}").command)

@@ -1,0 +1,30 @@
+"""`merchant-monitor worker`: run one Faust worker of the pipeline until stopped."""
+
+from __future__ import annotations
+
+import click
+import faust
+
+from schemas.settings import Settings
+from streams.app import create_monitor
+from streams.migrations import check_migrated
+from streams.warehouse import open_warehouse
+
+
+@click.command("worker")
+@click.pass_obj
+def command(settings: Settings) -> None:
+    """Run a worker: consume the POS and account topics, keep per-merchant state in
+    changelog-backed tables, and write merchant-day rows to the warehouse.
+
+    Needs the broker (MONITOR_BROKER_URL) and a migrated warehouse (`merchant-monitor db
+    migrate`). Stops gracefully on SIGTERM or Ctrl-C, flushing buffered rows first.
+    """
+    warehouse = open_warehouse(settings)
+    try:
+        check_migrated(warehouse)
+        monitor = create_monitor(settings, warehouse)
+        worker = faust.Worker(monitor.app, loglevel=settings.log_level.lower(), quiet=True)
+        worker.execute_from_commandline()
+    finally:
+        warehouse.close()

@@ -1,0 +1,170 @@
+"""End to end through the real broker, a real worker process and the real warehouse engine."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from schemas import topics
+from schemas.settings import Settings
+from streams.broker import LocalBroker
+from streams.migrations import migrate
+from streams.runner import WorkerProcess, wait_until_consumed
+from streams.warehouse import open_warehouse
+
+pytestmark = pytest.mark.integration
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+POS_KINDS = ("approved", "approved", "approved", "declined", "refund", "chargeback", "reversal")
+CATEGORIES_CREDIT = ("pos_settlement", "transfer_in", "other")
+CATEGORIES_DEBIT = ("transfer_out", "payroll", "tax", "utility", "fee", "loan_repayment_other")
+
+
+def _events(seed: int, merchants: int, days: int) -> list[tuple[str, dict[str, object]]]:
+    rng = random.Random(seed)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    out: list[tuple[str, dict[str, object]]] = []
+    for m in range(merchants):
+        merchant = f"M{m:04d}"
+        balance = 500_000
+        for d in range(days):
+            for i in range(rng.randint(0, 6)):
+                # Times spread over the whole UTC day, so many fall on the next Beijing date.
+                when = start + timedelta(days=d, seconds=rng.randint(0, 86_399))
+                out.append(
+                    (
+                        topics.POS_TRANSACTIONS,
+                        {
+                            "txn_id": f"P{m}-{d}-{i}",
+                            "merchant_id": merchant,
+                            "terminal_id": f"T{m}",
+                            "event_time": when.isoformat(),
+                            "amount_fen": rng.randint(1, 2_000_000),
+                            "kind": rng.choice(POS_KINDS),
+                            "card_token": f"tok{rng.randrange(10**9):09d}x",
+                            "card_type": "debit",
+                            "channel": "chip",
+                            "mcc": "5411",
+                        },
+                    )
+                )
+            for i in range(rng.randint(0, 3)):
+                credit = rng.random() < 0.5
+                amount = rng.randint(1, 300_000)
+                balance += amount if credit else -amount
+                when = start + timedelta(days=d, seconds=rng.randint(0, 86_399))
+                out.append(
+                    (
+                        topics.ACCOUNT_TRANSACTIONS,
+                        {
+                            "txn_id": f"A{m}-{d}-{i}",
+                            "account_id": f"ACC{m}",
+                            "merchant_id": merchant,
+                            "event_time": when.isoformat(),
+                            "direction": "credit" if credit else "debit",
+                            "amount_fen": amount,
+                            "balance_after_fen": balance,
+                            "category": rng.choice(
+                                CATEGORIES_CREDIT if credit else CATEGORIES_DEBIT
+                            ),
+                        },
+                    )
+                )
+    out.sort(key=lambda item: str(item[1]["event_time"]))
+    return out
+
+
+def _expected(events: list[tuple[str, dict[str, object]]]) -> dict[tuple[str, str], dict[str, int]]:
+    """Per merchant and Beijing date, computed naively from the raw payloads."""
+    sums: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    last_booking: dict[tuple[str, str], tuple[datetime, str]] = {}
+    for topic, doc in events:
+        when = datetime.fromisoformat(str(doc["event_time"]))
+        key = (str(doc["merchant_id"]), when.astimezone(SHANGHAI).date().isoformat())
+        row = sums[key]
+        amount = int(str(doc["amount_fen"]))
+        if topic == topics.POS_TRANSACTIONS:
+            kind = str(doc["kind"])
+            if kind in ("declined", "reversal"):
+                row[f"pos_{kind}_count"] += 1
+            else:
+                row[f"pos_{kind}_count"] += 1
+                row[f"pos_{kind}_amount_fen"] += amount
+            continue
+        direction = str(doc["direction"])
+        row[f"acct_{direction}_count"] += 1
+        row[f"acct_{direction}_amount_fen"] += amount
+        if doc["category"] == "pos_settlement":
+            row["acct_settlement_amount_fen"] += amount
+        # End-of-day balance: the balance after the day's last booking (time, then txn id).
+        order = (when, str(doc["txn_id"]))
+        if key not in last_booking or order > last_booking[key]:
+            last_booking[key] = order
+            row["acct_end_balance_fen"] = int(str(doc["balance_after_fen"]))
+    return sums
+
+
+def test_warehouse_totals_equal_published_events(broker: LocalBroker, tmp_path: Path) -> None:
+    events = _events(seed=11, merchants=40, days=12)
+    account = next(doc for topic, doc in events if topic == topics.ACCOUNT_TRANSACTIONS)
+    bad = [
+        (topics.POS_TRANSACTIONS, b"M0001", b"{not json"),
+        (topics.POS_TRANSACTIONS, b"M0002", orjson.dumps({"txn_id": "x", "merchant_id": "M0002"})),
+        # A record keyed by another merchant would split state across partitions: refused.
+        (topics.ACCOUNT_TRANSACTIONS, b"M0003", orjson.dumps({**account, "merchant_id": "M0004"})),
+    ]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
+    for topic, doc in events:
+        producer.send(topic, key=str(doc["merchant_id"]).encode(), value=orjson.dumps(doc))
+    for topic, key, value in bad:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+    settings = Settings(
+        broker_url=broker.url,
+        data_dir=tmp_path,
+        partitions=4,
+        app_id="pipeline-test",
+        consumer_rebalance_timeout_s=3.0,
+        consumer_session_timeout_s=6.0,
+        consumer_heartbeat_interval_s=1.0,
+        commit_interval_s=0.5,
+        sink_flush_interval_s=0.5,
+    )
+    with open_warehouse(settings) as warehouse:
+        migrate(warehouse)
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        wait_until_consumed(
+            broker.bootstrap_servers,
+            settings.app_id,
+            [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS],
+            timeout_s=180,
+            alive=worker.check_alive,
+            poll_s=0.5,
+        )
+        assert worker.stop() == 0
+
+    expected = _expected(events)
+    with open_warehouse(settings) as warehouse:
+        rows = warehouse.query("SELECT * FROM merchant_daily FINAL ORDER BY merchant_id, day")
+        dead = warehouse.query(
+            "SELECT reason, count() AS n FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
+        )
+    got = {(r["merchant_id"], r["day"].isoformat()): r for r in rows}
+    assert set(got) == set(expected)
+    for key, sums in expected.items():
+        for column, value in sums.items():
+            assert got[key][column] == value, (key, column)
+    assert {r["reason"]: r["n"] for r in dead} == {
+        "invalid_json": 1,
+        "validation": 1,
+        "key_mismatch": 1,
+    }
