@@ -1,43 +1,59 @@
-"""A one-line progress display on stderr for long CLI work (counts, rate, ETA)."""
+"""A one-line progress report on stderr: counts, rate, ETA (rewritten in place on a terminal)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime, timedelta
 
 
-class Progress:
-    """Rewrites one stderr line at most every ``interval_s``; ``done()`` ends the line."""
+class ProgressLine:
+    """Reports ``done`` of ``total`` (or, without a total, how far event time has got through
+    ``span`` from ``origin``) at most once a second."""
 
-    def __init__(self, label: str, total: int | None = None, interval_s: float = 0.5) -> None:
-        self.label = label
+    def __init__(
+        self,
+        verb: str,
+        unit: str,
+        *,
+        enabled: bool = True,
+        total: int | None = None,
+        span: timedelta | None = None,
+        origin: datetime | None = None,
+    ) -> None:
+        self.verb, self.unit = verb, unit
+        self.enabled = enabled
         self.total = total
-        self.interval_s = interval_s
-        self._start = time.monotonic()
+        self.span = span
+        self.origin = origin
+        self.started = time.monotonic()
         self._last = 0.0
         self._tty = sys.stderr.isatty()
 
-    def update(self, count: int, total: int | None = None, *, force: bool = False) -> None:
-        if total is not None:
-            self.total = total
+    def update(self, done: int, event_time: datetime | None = None, *, final: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.interval_s:
+        if not self.enabled or (not final and now - self._last < 1.0):
             return
         self._last = now
-        elapsed = max(now - self._start, 1e-9)
-        rate = count / elapsed
-        text = f"{self.label}: {count:,}"
-        if self.total:
-            share = count / self.total
-            text += f" / {self.total:,} ({share:.0%})"
-            if 0 < count < self.total and rate > 0:
-                text += f", ETA {(self.total - count) / rate:.0f} s"
-        text += f", {rate:,.0f}/s, {elapsed:.1f} s"
-        # On a terminal the line is rewritten in place; in logs each update is its own line.
-        sys.stderr.write(("\r" + text + "\033[K") if self._tty else (text + "\n"))
+        elapsed = max(now - self.started, 1e-9)
+        text = f"{self.verb} {done:,}" + (f" / {self.total:,}" if self.total else "")
+        rate = done / elapsed
+        text += f" {self.unit}, {rate:,.{0 if rate >= 100 else 1}f} {self.unit}/s"
+        if event_time is not None:
+            text += f", event time {event_time:%Y-%m-%d %H:%M}"
+        share = self._share(done, event_time)
+        if final:
+            text += f", {elapsed:.1f} s"
+        elif share is not None and 0 < share < 1:
+            text += f", ETA {timedelta(seconds=round(elapsed * (1 - share) / share))}"
+        sys.stderr.write(("\r" + text + "\033[K") if self._tty else text + "\n")
+        if final and self._tty:
+            sys.stderr.write("\n")
         sys.stderr.flush()
 
-    def done(self, count: int) -> None:
-        self.update(count, force=True)
-        if self._tty:
-            sys.stderr.write("\n")
+    def _share(self, done: int, event_time: datetime | None) -> float | None:
+        if self.total:
+            return done / self.total
+        if self.span and self.origin and event_time:
+            return (event_time - self.origin) / self.span
+        return None
