@@ -22,6 +22,9 @@ COMMAND_MODULES = {
     "schemas": "schemas",
     "worker": "worker",
     "demo": "demo",
+    "simulate": "simulate",
+    "replay": "replay",
+    "evaluate": "evaluate",
 }
 
 
@@ -70,4 +73,9 @@ def main(ctx: click.Context) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The Kafka clients narrate every connection at INFO; keep our own INFO readable.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(
+            max(logging.WARNING, logging.getLevelName(settings.log_level))
+        )
     ctx.obj = settings

@@ -57,7 +57,12 @@ def _rows(events: list[PosTransaction | AccountTransaction]) -> dict[object, dic
 
 
 @settings(max_examples=60, deadline=None)
-@given(events=st.lists(st.one_of(pos_events, account_events), max_size=40), data=st.data())
+@given(
+    events=st.lists(
+        st.one_of(pos_events, account_events), max_size=40, unique_by=lambda e: e.txn_id
+    ),
+    data=st.data(),
+)
 def test_rows_do_not_depend_on_arrival_order(
     events: list[PosTransaction | AccountTransaction], data: st.DataObject
 ) -> None:

@@ -1,0 +1,107 @@
+"""`merchant-monitor demo`: the whole pipeline on simulated merchants, then a summary."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from schemas import topics
+from schemas.settings import Settings
+from streams.broker import running_broker
+from streams.migrations import migrate
+from streams.progress import ProgressLine
+from streams.runner import WorkerProcess, wait_until_consumed
+from streams.sim import Scenario, simulate
+from streams.sim.publish import publish
+from streams.summary import expected_totals, render_summary, warehouse_totals
+from streams.warehouse import open_warehouse
+
+
+@click.command("demo")
+@click.option("--merchants", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--days", type=click.IntRange(7, 730), default=60, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="Simulation seed.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo keeps its warehouse and logs [default: MONITOR_DATA_DIR/demo]; "
+    "emptied at start.",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(10, 7200),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for the worker to process everything.",
+)
+@click.pass_obj
+def command(
+    settings: Settings, merchants: int, days: int, seed: int, workdir: Path | None, timeout: int
+) -> None:
+    """Run the whole pipeline on simulated merchants and print what it found.
+
+    Starts a local broker on a free port, an embedded warehouse under the work directory, and
+    one worker; publishes the simulated POS and account transactions; waits until the worker
+    has processed all of them; stops everything it started; then prints a summary queried from
+    the warehouse and checks it against totals computed directly from the published events.
+    """
+    started = time.monotonic()
+    workdir = workdir or settings.data_dir / "demo"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    click.echo(f"1/5 simulating {merchants} merchants x {days} days (seed {seed})")
+    simulation = simulate(Scenario.default().resized(merchants=merchants, days=days), seed)
+    expected = expected_totals(simulation.messages())
+
+    with running_broker(settings.partitions) as broker:
+        demo_settings = settings.model_copy(
+            update={
+                "broker_url": broker.url,
+                "data_dir": workdir,
+                "warehouse_url": None,
+                "consumer_rebalance_timeout_s": 3.0,
+                "consumer_session_timeout_s": 6.0,
+                "consumer_heartbeat_interval_s": 1.0,
+                "commit_interval_s": 1.0,
+            }
+        )
+        click.echo(f"2/5 broker on {broker.url}; warehouse at {demo_settings.warehouse_dir}")
+        with open_warehouse(demo_settings) as warehouse:
+            migrate(warehouse)
+        worker_log = workdir / "worker.log"
+        with WorkerProcess(demo_settings, worker_log) as worker:
+            click.echo(f"3/5 worker started (log: {worker_log}); publishing events")
+            published = publish(simulation, broker.bootstrap_servers, progress=True)
+            click.echo(f"    published {sum(published.values()):,} messages")
+            click.echo("4/5 waiting for the worker to process everything")
+            line = ProgressLine("    processed", "events")
+            seen = [0]
+
+            def show(done: int, total: int) -> None:
+                line.total, seen[0] = total, done
+                line.update(done)
+
+            wait_until_consumed(
+                broker.bootstrap_servers,
+                demo_settings.app_id,
+                [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS],
+                timeout_s=timeout,
+                on_progress=show,
+                alive=worker.check_alive,
+            )
+            line.update(seen[0], final=True)
+            status = worker.stop()
+            if status != 0:
+                raise click.ClickException(f"worker exited with status {status}; see {worker_log}")
+    click.echo("5/5 stopped broker and worker; reading the warehouse")
+    with open_warehouse(demo_settings) as warehouse:
+        found = warehouse_totals(warehouse)
+        click.echo(render_summary(warehouse, found, expected, simulation))
+    click.echo(f"demo finished in {time.monotonic() - started:.0f} s")
+    if not found.matches(expected):
+        raise click.ClickException("warehouse totals differ from the published events")

@@ -1,0 +1,156 @@
+"""What the demo prints: totals from the warehouse, checked against the published events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from schemas import topics
+from schemas.common import FEN_PER_CNY
+from streams.warehouse import Warehouse
+
+
+@dataclass
+class Totals:
+    """Portfolio totals that the warehouse must reproduce exactly."""
+
+    events: int = 0
+    merchants: int = 0
+    pos_approved_count: int = 0
+    pos_approved_amount_fen: int = 0
+    pos_refund_amount_fen: int = 0
+    pos_declined_count: int = 0
+    acct_credit_amount_fen: int = 0
+    acct_debit_amount_fen: int = 0
+    acct_settlement_amount_fen: int = 0
+
+    def matches(self, other: Totals) -> bool:
+        return all(
+            getattr(self, f.name) == getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "events"
+        )
+
+
+def expected_totals(messages: Iterable[tuple[str, bytes, bytes, datetime]]) -> Totals:
+    """Totals computed straight from the published messages, without any pipeline code."""
+    totals = Totals()
+    merchants = set()
+    for topic, key, value, _ in messages:
+        if topic not in (topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS):
+            continue
+        totals.events += 1
+        merchants.add(key)
+        doc = orjson.loads(value)
+        amount = doc["amount_fen"]
+        if topic == topics.POS_TRANSACTIONS:
+            if doc["kind"] == "approved":
+                totals.pos_approved_count += 1
+                totals.pos_approved_amount_fen += amount
+            elif doc["kind"] == "refund":
+                totals.pos_refund_amount_fen += amount
+            elif doc["kind"] == "declined":
+                totals.pos_declined_count += 1
+        elif doc["direction"] == "credit":
+            totals.acct_credit_amount_fen += amount
+            if doc["category"] == "pos_settlement":
+                totals.acct_settlement_amount_fen += amount
+        else:
+            totals.acct_debit_amount_fen += amount
+    totals.merchants = len(merchants)
+    return totals
+
+
+_TOTALS_SQL = """
+SELECT
+    uniqExact(merchant_id) AS merchants,
+    sum(pos_approved_count) AS pos_approved_count,
+    sum(pos_approved_amount_fen) AS pos_approved_amount_fen,
+    sum(pos_refund_amount_fen) AS pos_refund_amount_fen,
+    sum(pos_declined_count) AS pos_declined_count,
+    sum(acct_credit_amount_fen) AS acct_credit_amount_fen,
+    sum(acct_debit_amount_fen) AS acct_debit_amount_fen,
+    sum(acct_settlement_amount_fen) AS acct_settlement_amount_fen,
+    count() AS merchant_days
+FROM merchant_daily FINAL
+"""
+
+
+def warehouse_totals(warehouse: Warehouse) -> Totals:
+    """The same totals, summed over the ``merchant_daily`` table."""
+    row = warehouse.query(_TOTALS_SQL)[0]
+    return Totals(**{f.name: int(row[f.name]) for f in fields(Totals) if f.name != "events"})
+
+
+_DECLINERS_SQL = """
+SELECT merchant_id,
+       sumIf(pos_approved_amount_fen, day > max_day - 14) AS last_14d_fen,
+       sumIf(pos_approved_amount_fen, day <= max_day - 14 AND day > max_day - 42) / 2
+           AS prior_14d_fen
+FROM merchant_daily FINAL
+CROSS JOIN (SELECT max(day) AS max_day FROM merchant_daily) AS m
+GROUP BY merchant_id
+HAVING prior_14d_fen > 0
+ORDER BY last_14d_fen / prior_14d_fen ASC, merchant_id
+LIMIT {limit:UInt32}
+"""
+
+
+def _cny(fen: int | float) -> str:
+    return f"{fen / FEN_PER_CNY:,.2f}"
+
+
+def render_summary(
+    warehouse: Warehouse, found: Totals, expected: Totals, simulation: Any | None = None
+) -> str:
+    """A readable report: totals (warehouse vs published), steepest decliners, dead letters."""
+    lines = ["", "What the warehouse holds (merchant_daily)", "-" * 64]
+    lines.append(f"{'':34}{'warehouse':>15}{'published':>15}")
+    rows = [
+        ("merchants", found.merchants, expected.merchants, str),
+        ("approved POS transactions", found.pos_approved_count, expected.pos_approved_count, str),
+        (
+            "approved POS turnover, CNY",
+            found.pos_approved_amount_fen,
+            expected.pos_approved_amount_fen,
+            _cny,
+        ),
+        ("refunds, CNY", found.pos_refund_amount_fen, expected.pos_refund_amount_fen, _cny),
+        ("declined POS attempts", found.pos_declined_count, expected.pos_declined_count, str),
+        (
+            "account credits, CNY",
+            found.acct_credit_amount_fen,
+            expected.acct_credit_amount_fen,
+            _cny,
+        ),
+        (
+            "  of which POS settlement, CNY",
+            found.acct_settlement_amount_fen,
+            expected.acct_settlement_amount_fen,
+            _cny,
+        ),
+        ("account debits, CNY", found.acct_debit_amount_fen, expected.acct_debit_amount_fen, _cny),
+    ]
+    for label, got, want, fmt in rows:
+        mark = "" if got == want else "   <-- differs"
+        lines.append(f"{label:34}{fmt(got):>15}{fmt(want):>15}{mark}")
+    verdict = "match exactly" if found.matches(expected) else "DO NOT MATCH"
+    lines.append(f"warehouse totals and published events {verdict}")
+    decliners = warehouse.query(_DECLINERS_SQL, {"limit": 5})
+    if decliners:
+        lines += ["", "Steepest turnover declines (last 14 days vs the 28 before, per 14 days)"]
+        for row in decliners:
+            lines.append(
+                f"  {row['merchant_id']:24} {_cny(row['last_14d_fen']):>14} CNY "
+                f"from {_cny(row['prior_14d_fen']):>14} CNY"
+            )
+    dead = warehouse.query(
+        "SELECT reason, count() AS n FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
+    )
+    lines.append("")
+    lines.append("dead letters: " + (", ".join(f"{r['reason']}={r['n']}" for r in dead) or "none"))
+    return "\n".join(lines)
