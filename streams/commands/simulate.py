@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from schemas.settings import Settings
+from streams.progress import ProgressLine
 from streams.sim import Scenario
 from streams.sim.engine import DayBatch, Engine
 from streams.sim.files import SimWriter, finish
 from streams.sim.payloads import merged
-from streams.progress import ProgressLine
 from streams.sim.publish import publish
 from streams.sim.simulation import run_header
 

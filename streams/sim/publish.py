@@ -11,8 +11,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streams.errors import BrokerError
-from streams.sim.payloads import Message
 from streams.progress import ProgressLine
+from streams.sim.payloads import Message
 from streams.sim.simulation import Simulation
 
 log = logging.getLogger(__name__)
