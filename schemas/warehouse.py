@@ -15,6 +15,7 @@ from schemas.common import (
     SignedFen,
     UtcDatetime,
 )
+from schemas.dashboard_rows import DASHBOARD_ROWS
 from schemas.outputs import (
     Alert,
     AlertStatus,
@@ -196,4 +197,5 @@ WAREHOUSE_ROWS: dict[str, type[BaseModel]] = {
     "outreach_tasks": OutreachTaskRow,
     "pos_loan_limits": PosLoanLimitRow,
     "pipeline_metrics": PipelineMetricRow,
+    **DASHBOARD_ROWS,
 }
