@@ -25,6 +25,8 @@ COMMAND_MODULES = {
     "simulate": "simulate",
     "replay": "replay",
     "evaluate": "evaluate",
+    "dashboards": "dashboards",
+    "report": "report",
 }
 
 

@@ -111,7 +111,7 @@ def _expected(events: list[tuple[str, dict[str, object]]]) -> dict[tuple[str, st
     return sums
 
 
-def test_warehouse_totals_equal_published_events(broker: LocalBroker, tmp_path: Path) -> None:
+def test_warehouse_totals_equal_published_events(fresh_broker: LocalBroker, tmp_path: Path) -> None:
     events = _events(seed=11, merchants=40, days=12)
     account = next(doc for topic, doc in events if topic == topics.ACCOUNT_TRANSACTIONS)
     bad = [
@@ -120,7 +120,7 @@ def test_warehouse_totals_equal_published_events(broker: LocalBroker, tmp_path: 
         # A record keyed by another merchant would split state across partitions: refused.
         (topics.ACCOUNT_TRANSACTIONS, b"M0003", orjson.dumps({**account, "merchant_id": "M0004"})),
     ]
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=fresh_broker.bootstrap_servers, linger_ms=5)
     for topic, doc in events:
         producer.send(topic, key=str(doc["merchant_id"]).encode(), value=orjson.dumps(doc))
     for topic, key, value in bad:
@@ -129,7 +129,7 @@ def test_warehouse_totals_equal_published_events(broker: LocalBroker, tmp_path: 
     producer.close()
 
     settings = Settings(
-        broker_url=broker.url,
+        broker_url=fresh_broker.url,
         data_dir=tmp_path,
         partitions=4,
         app_id="pipeline-test",
@@ -143,7 +143,7 @@ def test_warehouse_totals_equal_published_events(broker: LocalBroker, tmp_path: 
         migrate(warehouse)
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         wait_until_consumed(
-            broker.bootstrap_servers,
+            fresh_broker.bootstrap_servers,
             settings.app_id,
             [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS],
             timeout_s=180,

@@ -28,4 +28,4 @@ def test_every_command_is_listed_in_help_and_readme() -> None:
     assert result.exit_code == 0
     for name in main.list_commands(None):  # type: ignore[arg-type]
         assert name in result.output
-        assert f"`{name}" in README, f"command {name} missing from README"
+        assert f"| `{name}" in README, f"command {name} missing from the README command table"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.sim.progress import ProgressLine
+from streams.progress import ProgressLine
 from streams.sim.publish import Pacer
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
