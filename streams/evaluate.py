@@ -20,6 +20,13 @@ from detectors.evaluation import (
     evaluate,
 )
 from schemas import topics
+from streams.detection import (
+    credit_extras,
+    detect,
+    detector_runs,
+    lead_by_trajectory,
+    seasonal_false_share,
+)
 from streams.errors import InputFileError
 from streams.sim.calendar import day_starts_utc
 from streams.sim.payloads import event_millis
@@ -120,8 +127,34 @@ def evaluation_report(
     """report.json: every detector scored on its task, plus outreach and limit metrics."""
     series = daily_series(simulation)
     pop = simulation.scenario.population
+    extras: dict[str, Any] = {}
+    if detectors is None:
+        detection = detect(simulation)
+        detectors = detector_runs(detection)
+        borrowers = set(
+            simulation.table(topics.LOAN_EVENTS).column("merchant_id").unique().to_pylist()
+        )
+        labels = simulation.labels
+        extras = {
+            "dormancy": {"seasonal_flagged_share": seasonal_false_share(detection, labels)},
+            "churn": {
+                "by_trajectory": lead_by_trajectory(
+                    detection, labels, "churn", params.churn_grace_days
+                )
+            },
+            "credit": credit_extras(detection, labels, borrowers, simulation.start, pop.days),
+            "runner": {
+                "merchant_days": detection.result.merchant_days,
+                "seconds": round(detection.result.seconds, 1),
+            },
+        }
+    scored = evaluate(series, simulation.labels, detectors, params)
+    for task, extra in extras.items():
+        if task in scored:
+            scored[task]["extra"] = extra
     return {
-        "detectors": evaluate(series, simulation.labels, detectors, params),
+        "detectors": scored,
+        "runner": extras.get("runner"),
         "outreach": {
             "precision_at_capacity": None,
             "note": _NOT_YET.format("outreach policy"),

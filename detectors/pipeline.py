@@ -1,0 +1,404 @@
+"""The one pure entry point per closed merchant-day, shared by the worker and the backtest."""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import zlib
+from dataclasses import dataclass, field
+
+from detectors.alerts import ALERT_TYPES, AlertPolicy, Decision
+from detectors.base import DetectorError, clip, feature
+from detectors.churn import ChurnRules, churn_heads, inactivity_prior, noisy_or
+from detectors.credit import CreditRules, SegmentAnomaly, delinquency_head, loan_category
+from detectors.dormancy import DormancyDetector, DormancyState
+from detectors.features.close import DaySnapshot
+from detectors.features.params import BusinessCalendar
+from detectors.inputs import CHURN_INPUTS, CREDIT_INPUTS, as_dict, derived, vector
+from detectors.lifecycle import LifecycleRules
+from detectors.online import OnlineClassifier
+from detectors.seasonal import days_from_spring_festival
+from detectors.state import MAX_PENDING, DetectorState, half_precision
+from schemas.dashboard_rows import LifecycleStage, LoanCategory, ModelMetricRow
+from schemas.outputs import Alert, AlertType, ReasonCode
+
+log = logging.getLogger(__name__)
+MODELS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """Every parameter of the detectors and policies (from settings, once, at the edge)."""
+
+    horizon_days: int = 30
+    delinquency_horizon_days: int = 60
+    label_stride_days: int = 7
+    churn_open_score: float = 0.75
+    credit_open_score: float = 0.75
+    anomaly_score: float = 0.9
+    festival_before_days: int = 14
+    festival_after_days: int = 30
+    dormancy: DormancyDetector = field(default_factory=DormancyDetector)
+    churn_rules: ChurnRules = field(default_factory=ChurnRules)
+    credit_rules: CreditRules = field(default_factory=CreditRules)
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+
+    def __post_init__(self) -> None:
+        longest = max(self.horizon_days, self.delinquency_horizon_days)
+        if longest // self.label_stride_days + 2 > MAX_PENDING:
+            msg = f"horizon / label_stride_days must stay under {MAX_PENDING - 2} pending samples"
+            raise DetectorError(msg)
+
+
+class MonitorModels:
+    """The shared, segment-level online models (never one per merchant), with their health.
+
+    Pickle-able (``to_bytes`` / ``from_bytes`` add a format byte and zlib): the worker saves
+    them periodically and restores them at start, so a restart does not relearn.
+    """
+
+    def __init__(
+        self, horizon_days: int = 30, delinquency_horizon_days: int = 60, seed: int = 42
+    ) -> None:
+        self.churn, self.inactive = churn_heads(horizon_days)
+        self.delinquency: OnlineClassifier = delinquency_head(delinquency_horizon_days)
+        self.segments: dict[str, SegmentAnomaly] = {}
+        self.seed = seed
+
+    def segment(self, name: str) -> SegmentAnomaly:
+        model = self.segments.get(name)
+        if model is None:
+            model = self.segments[name] = SegmentAnomaly(seed=self.seed)
+        return model
+
+    def metric_rows(self, day: int) -> list[ModelMetricRow]:
+        """Today's ``model_metrics`` rows of every classifier (call once per closed day)."""
+        when = BusinessCalendar.date_of_day(day)
+        rows: list[ModelMetricRow] = []
+        for model in (self.churn, self.inactive, self.delinquency):
+            rows += model.health.rows(when, model.version)
+        return rows
+
+    def to_bytes(self) -> bytes:
+        return bytes([MODELS_FORMAT]) + zlib.compress(pickle.dumps(self, protocol=5))
+
+    @staticmethod
+    def from_bytes(data: bytes) -> MonitorModels:
+        if not data or data[0] != MODELS_FORMAT:
+            raise DetectorError(f"unknown models format (this build reads {MODELS_FORMAT})")
+        models = pickle.loads(zlib.decompress(data[1:]))  # noqa: S301 - our own saved models
+        if not isinstance(models, MonitorModels):
+            raise DetectorError("saved models are not MonitorModels")
+        return models
+
+
+@dataclass(frozen=True, slots=True)
+class DayScores:
+    """What the detectors say about one merchant-day (a row of scores.csv / the warehouse)."""
+
+    merchant_id: str
+    day: int
+    p_inactive: float
+    inactive_decided_by: str
+    dormancy_state: DormancyState
+    dormancy_score: float
+    reactivated: bool
+    churn_score: float
+    churn_decided_by: str
+    credit_score: float
+    credit_decided_by: str
+    loan_category: LoanCategory
+    review_flag: bool
+    lifecycle_stage: LifecycleStage
+
+
+def _sampled(merchant_id: str, day: int, stride: int) -> bool:
+    """Whether this merchant-day feeds the label queues: every stride-th day, spread by merchant."""
+    return (day + zlib.crc32(merchant_id.encode())) % stride == 0
+
+
+def is_sample_day(merchant_id: str, day: int, params: MonitorParams) -> bool:
+    """The days a backtest must close with features for the models to learn (besides as-of)."""
+    return _sampled(merchant_id, day, params.label_stride_days)
+
+
+def _track(state: DetectorState, snapshot: DaySnapshot, params: MonitorParams) -> bool:
+    """Updates that need only the day's totals; returns whether the day is festival season."""
+    day, totals = snapshot.day, snapshot.totals
+    if state.first_day < 0:
+        state.first_day = day
+    offset = days_from_spring_festival(day)
+    festival = -params.festival_before_days <= offset <= params.festival_after_days
+    if state.prev_pos_fen > 0 and totals.acct_settlement_amount_fen == 0:
+        state.settlement_missing_days += 1
+    elif totals.acct_settlement_amount_fen > 0 or state.prev_pos_fen == 0:
+        state.settlement_missing_days = 0
+    state.prev_pos_fen = float(totals.pos_approved_amount_fen)
+    if not festival:  # the festival is not a change of the merchant's level
+        state.drift.update(float(totals.pos_approved_amount_fen), day)
+    memory = state.dormancy
+    sold = totals.pos_approved_count > 0
+    silence = 0 if sold else memory.last_silence_days + 1
+    if silence > state.dormant_threshold_days and memory.last_silence_days >= 0:
+        memory.last_dormant_day = day
+    return festival
+
+
+def _resolve_churn_labels(
+    state: DetectorState, day: int, silence: int, models: MonitorModels, params: MonitorParams
+) -> None:
+    last_active = day - silence
+    keep = []
+    for t, vec in state.pending_churn:
+        if day - t < params.horizon_days:
+            keep.append((t, vec))
+            continue
+        x = as_dict(vec, CHURN_INPUTS)
+        models.inactive.learn_one(x, last_active <= t)
+        models.churn.learn_one(x, state.dormancy.last_dormant_day > t)
+    state.pending_churn = keep[-MAX_PENDING:]
+
+
+def _resolve_credit_labels(
+    state: DetectorState, day: int, models: MonitorModels, params: MonitorParams
+) -> None:
+    keep = []
+    for t, vec in state.pending_credit:
+        if state.loan.last_overdue_day > t:
+            models.delinquency.learn_one(as_dict(vec, CREDIT_INPUTS), True)
+        elif day - t >= params.delinquency_horizon_days:
+            models.delinquency.learn_one(as_dict(vec, CREDIT_INPUTS), False)
+        else:
+            keep.append((t, vec))
+    state.pending_credit = keep[-MAX_PENDING:]
+
+
+def on_loan_event(
+    state: DetectorState | None,
+    kind: str,
+    day: int,
+    days_past_due: int,
+    amount_fen: int,
+    models: MonitorModels,
+    params: MonitorParams,
+) -> DetectorState:
+    """Apply one POS-loan event (kind as in ``schemas.inputs.LoanEventKind``): loan facts, and
+    positive delinquency labels resolved at once (the label is known the day it happens)."""
+    state = state or DetectorState()
+    loan = state.loan
+    loan.borrower = True
+    if kind == "overdue":
+        loan.days_past_due = days_past_due
+        loan.last_overdue_day = day
+        _resolve_credit_labels(state, day, models, params)
+    elif kind == "repaid":
+        loan.days_past_due = 0
+    elif kind == "disbursed":
+        loan.exposure_fen += amount_fen
+    return state
+
+
+def on_profile(state: DetectorState | None, outstanding_fen: int) -> DetectorState:
+    """A merchant profile update: the POS-loan exposure (the credit alert's ``exposure_fen``)."""
+    state = state or DetectorState()
+    state.loan.exposure_fen = outstanding_fen
+    state.loan.borrower = state.loan.borrower or outstanding_fen > 0
+    return state
+
+
+def on_day_closed(
+    state: DetectorState | None,
+    snapshot: DaySnapshot,
+    segment: str,
+    models: MonitorModels,
+    params: MonitorParams,
+) -> tuple[DetectorState, list[Alert], DayScores | None]:
+    """One closed merchant-day: ``(state, snapshot) -> (state, alerts, scores)``.
+
+    ``state`` is mutated and returned (re-assign it to the table). A snapshot closed without
+    features (a backtest's fast path) only updates what the totals drive (silence, drift,
+    settlement, label resolution) and returns no scores. ``segment`` is the merchant's industry
+    (its shared anomaly model). Models learn in place from labels resolved today.
+    """
+    state = state or DetectorState()
+    day, x = snapshot.day, snapshot.features
+    festival = _track(state, snapshot, params)
+    memory = state.dormancy
+    if not x:
+        silence = 0 if snapshot.totals.pos_approved_count else memory.last_silence_days + 1
+        memory.last_silence_days = silence
+        _resolve_churn_labels(state, day, silence, models, params)
+        _resolve_credit_labels(state, day, models, params)
+        return state, [], None
+    verdict = params.dormancy.assess(x, day, memory)
+    state.dormant_threshold_days = int(verdict.threshold_days)
+    params.dormancy.remember(memory, verdict, day)
+    _resolve_churn_labels(state, day, verdict.silence_days, models, params)
+    _resolve_credit_labels(state, day, models, params)
+    drift = state.drift
+    observed = min(feature(x, "history_days"), 90.0)
+    # In the festival season a closure of days to weeks is the norm: silence says less.
+    prior = inactivity_prior(
+        verdict.silence_days,
+        feature(x, "active_days_90d"),
+        observed,
+        params.horizon_days,
+        silence_weight=0.15 if festival else 1.0,
+    )
+    extra = {
+        "inactivity_prior_logit": math.log(max(prior, 1e-6) / max(1.0 - prior, 1e-6)),
+        "missed_open_days_ratio": verdict.missed_open_days
+        / max(verdict.expected_gap_days * 0.5, 1.0),
+        "turnover_fast_vs_slow": drift.fast_fen / drift.slow_fen if drift.slow_fen > 0 else 1.0,
+        "drift_direction": float(drift.recent(day)),
+        "festival_season": float(festival),
+        "settlement_missing_days": float(state.settlement_missing_days),
+    }
+    d = derived(x, extra)
+    sampled = _sampled(snapshot.merchant_id, day, params.label_stride_days)
+    ever_active = verdict.decided_by != "rules:never_active"
+    if sampled and ever_active:
+        state.pending_churn.append((day, half_precision(vector(d, CHURN_INPUTS))))
+    if sampled and state.loan.borrower:
+        state.pending_credit.append((day, half_precision(vector(d, CREDIT_INPUTS))))
+    # Inactivity: P(no POS sale in the next H days); rules until the head is warm.
+    if models.inactive.is_warm and ever_active:
+        p_inactive, inactive_by = models.inactive.score_one(d), f"model:{models.inactive.version}"
+        models.inactive.health.observe_score(p_inactive)
+    else:
+        p_inactive, inactive_by = prior, "rules:own_activity_rate"
+    churn_score, churn_by, churn_reasons = _churn(d, x, models, params)
+    credit_score, credit_by, credit_reasons = _credit(state, d, sampled, segment, models, params)
+    category = loan_category(state.loan.days_past_due, borrowing_to_repay=False)
+    review = credit_score >= params.credit_open_score and state.loan.borrower
+    stage = params.lifecycle.stage(
+        day - state.first_day + 1,
+        verdict.state,
+        churn_score,
+        extra["turnover_fast_vs_slow"],
+        d["trend_28d_vs_quarter_ago"],
+    )
+    scores = DayScores(
+        snapshot.merchant_id,
+        day,
+        clip(p_inactive),
+        inactive_by,
+        verdict.state,
+        verdict.score,
+        verdict.reactivated,
+        churn_score,
+        churn_by,
+        credit_score,
+        credit_by,
+        category,
+        review,
+        stage,
+    )
+    dormancy_reasons = [
+        ReasonCode(
+            feature="days_since_last_txn",
+            value=float(verdict.silence_days),
+            baseline=verdict.expected_gap_days,
+            contribution=verdict.score,
+        ),
+    ]
+    decisions = (
+        Decision(
+            AlertType.DORMANCY,
+            verdict.state >= DormancyState.DORMANT,
+            verdict.score,
+            2 if verdict.state is DormancyState.LOST else 1,
+            verdict.decided_by,
+            reasons=dormancy_reasons,
+            resolved_by_data=verdict.silence_days == 0,
+        ),
+        Decision(
+            AlertType.CHURN,
+            churn_score >= params.churn_open_score,
+            churn_score,
+            2 if churn_score >= 0.9 else 1,
+            churn_by,
+            models.churn.version if churn_by.startswith("model") else "",
+            churn_reasons,
+        ),
+        Decision(
+            AlertType.CREDIT,
+            review,
+            credit_score,
+            2 if state.loan.days_past_due > 7 or credit_score >= 0.85 else 1,
+            credit_by,
+            models.delinquency.version if credit_by.startswith("model") else "",
+            credit_reasons,
+            exposure_fen=state.loan.exposure_fen,
+        ),
+    )
+    alerts = []
+    for i, decision in enumerate(decisions):
+        assert decision.alert_type is ALERT_TYPES[i]
+        state.alerts[i], alert = params.policy.step(
+            state.alerts[i], decision, snapshot.merchant_id, day
+        )
+        if alert is not None:
+            alerts.append(alert)
+    return state, alerts, scores
+
+
+def _churn(
+    d: dict[str, float], x: dict[str, float], models: MonitorModels, params: MonitorParams
+) -> tuple[float, str, list[ReasonCode]]:
+    hits = params.churn_rules.hits(d, x)
+    rule_score = round(noisy_or([h.strength for h in hits]), 6)
+    by = f"rules:{hits[0].name}" if hits else "rules:none"
+    reasons = [h.reason for h in hits]
+    if models.churn.is_warm:
+        p = models.churn.score_one(d)
+        models.churn.health.observe_score(p)
+        if p > rule_score:
+            return round(p, 6), f"model:{models.churn.version}", models.churn.reasons(d)
+    return rule_score, by, reasons
+
+
+def _credit(
+    state: DetectorState,
+    d: dict[str, float],
+    sampled: bool,
+    segment: str,
+    models: MonitorModels,
+    params: MonitorParams,
+) -> tuple[float, str, list[ReasonCode]]:
+    if state.loan.days_past_due > 7:
+        reason = ReasonCode(
+            feature="days_past_due",
+            value=float(state.loan.days_past_due),
+            baseline=0.0,
+            contribution=1.0,
+        )
+        return 1.0, "rules:overdue_beyond_grace", [reason]
+    hits = params.credit_rules.hits(d)
+    strengths = [h.strength for h in hits]
+    reasons = [h.reason for h in hits]
+    by = f"rules:{hits[0].name}" if hits else "rules:none"
+    if state.loan.borrower:
+        seg = models.segment(segment)
+        anomaly = seg.score_one(d)
+        if anomaly >= params.anomaly_score:
+            strengths.append(0.3)
+            reasons.append(
+                ReasonCode(
+                    feature="segment_anomaly",
+                    value=round(anomaly, 6),
+                    baseline=params.anomaly_score,
+                    contribution=0.3,
+                )
+            )
+        if sampled and not hits:  # confirmed stress stays out of the normal-behaviour model
+            seg.learn_one(d)
+    score = round(noisy_or(strengths), 6)
+    if state.loan.borrower and models.delinquency.is_warm:
+        p = models.delinquency.score_one(d)
+        models.delinquency.health.observe_score(p)
+        if p > score:
+            return round(p, 6), f"model:{models.delinquency.version}", models.delinquency.reasons(d)
+    return score, by, reasons[:5]
