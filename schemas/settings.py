@@ -60,11 +60,35 @@ class Settings(BaseSettings):
         default=200_000, description="Buffered rows that force a flush (back-pressure bound)."
     )
 
-    open_days_kept: Annotated[int, Field(ge=1, le=400)] = Field(
-        default=92,
-        description="Business days of totals kept per merchant, counted back from its newest "
-        "event; older events are dead-lettered as late. Generous because POS and account "
-        "topics are consumed at their own pace, so one can run weeks ahead in a backlog.",
+    lateness_days: Annotated[int, Field(ge=0, le=7)] = Field(
+        default=3,
+        description="Event-time lateness accepted per merchant; later events are dead-lettered.",
+    )
+    idle_close_after_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=300.0,
+        description="Wall-clock seconds without events after which a partition's days close "
+        "by the clock (so silence stays visible when the whole stream is idle).",
+    )
+    max_input_skew_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = Field(
+        default=43_200,
+        description="An input topic running this far ahead (event time) of its co-partitioned "
+        "sibling is paused until the sibling catches up.",
+    )
+    align_idle_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="An input that delivered nothing for this long no longer holds back the "
+        "other input of its partition.",
+    )
+    max_future_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = Field(
+        default=86_400.0,
+        description="Events this far after the worker's clock are dead-lettered as 'future'.",
+    )
+    state_cache_merchants: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        default=50_000, description="Decoded merchant states kept in memory between batches."
+    )
+    consumer_max_fetch_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = Field(
+        default=262_144,
+        description="Bytes fetched per partition per request (small keeps inputs aligned).",
     )
     batch_max_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=5_000, description="Events the agent takes per batch."

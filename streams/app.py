@@ -11,6 +11,7 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
+from detectors.features import FeatureParams
 from schemas import topics
 from schemas.settings import Settings
 from streams.processor import BatchProcessor
@@ -18,8 +19,8 @@ from streams.sink import RowWriter, WarehouseSink
 
 log = logging.getLogger(__name__)
 
-#: Name of the table holding each merchant's open days (its changelog topic derives from it).
-MERCHANT_STATE_TABLE = "merchant-days"
+#: Name of the table holding each merchant's feature state (its changelog topic derives from it).
+MERCHANT_STATE_TABLE = "merchant-state"
 
 
 @dataclass
@@ -49,6 +50,7 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_commit_interval": settings.commit_interval_s,
         "web_enabled": False,
         "producer_linger": 0.005,
+        "consumer_max_fetch_size": settings.consumer_max_fetch_bytes,
         "stream_buffer_maxsize": 16_384,
     }
 
@@ -70,27 +72,34 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
-        help="Each merchant's open business days: exact daily sales and cash-flow totals.",
+        help="Each merchant's partition (2 bytes) and encoded feature state.",
     )
     sink = WarehouseSink(writer, max_buffer_rows=settings.sink_max_buffer_rows)
     processor = BatchProcessor(
-        table=table,
-        sink=sink,
-        dead_letters=dead_letters,
-        business_timezone=settings.business_timezone,
-        retention_days=settings.open_days_kept,
+        app,
+        table,
+        sink,
+        dead_letters,
+        FeatureParams.from_settings(settings),
+        max_skew_s=settings.max_input_skew_s,
+        align_idle_s=settings.align_idle_s,
+        idle_s=settings.idle_close_after_s,
+        max_future_s=settings.max_future_s,
+        cache_size=settings.state_cache_merchants,
     )
 
-    @app.agent(source, name="merchant-days")
+    @app.agent(source, name="merchant-features")
     async def track_merchant_days(stream: StreamT[Any]) -> None:
         events: list[EventT[Any]]
-        async for events in stream.take_events(settings.batch_max_events, within=0.2):
+        # noack_take: the processor acknowledges each event once it is applied (it may hold
+        # events back to align the two inputs in event time); offsets commit only up to the
+        # oldest unacknowledged event, so nothing held is lost in a crash.
+        async for events in stream.noack_take(settings.batch_max_events, within=0.2):
             try:
-                await processor.process(events)
+                await processor.process(stream, events)
             except Exception:
-                # Faust acknowledges a taken batch even when its processing raises, and would
-                # commit it on the way down: exit at once instead, so the batch is read again
-                # after a restart rather than lost.
+                # An unexpected error would leave events unacknowledged and the commit stuck
+                # behind them while the agent restarts: exit instead, so a restart re-reads.
                 log.critical(
                     "unexpected error in the pipeline; exiting without commit", exc_info=True
                 )
@@ -99,7 +108,13 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
 
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
+        await processor.tick()
         await sink.flush()
+
+    async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        processor.forget({tp.partition for tp in revoked if tp.topic == topics.POS_TRANSACTIONS})
+
+    app.on_partitions_revoked.connect(forget_revoked)
 
     async def flush_on_shutdown(sender: Any, **_: Any) -> None:
         written = await sink.flush()

@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "simulate": "simulate",
     "replay": "replay",
     "evaluate": "evaluate",
+    "backtest": "backtest",
     "dashboards": "dashboards",
     "report": "report",
 }

@@ -1,34 +1,50 @@
-"""Turns a batch of raw Faust events into state updates, warehouse rows and dead letters."""
+"""Turns batches of raw Faust events into feature state, warehouse rows and dead letters."""
 
 from __future__ import annotations
 
+import heapq
 import logging
+import time
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import faust
 from faust.streams import _current_event  # Faust keeps "the event being processed" here
-from faust.types import EventT
+from faust.types import TP, EventT
 
-from detectors.daily import LateEventError, MerchantDays, daily_row, decode_days, encode_days
+from detectors.features import (
+    BusinessCalendar,
+    DaySnapshot,
+    FeatureParams,
+    MerchantState,
+    PartitionClock,
+    StepStatus,
+    close_through,
+    day_totals,
+    decode_state,
+    encode_state,
+    step,
+)
 from schemas import topics
 from schemas.inputs import AccountTransaction, PosTransaction
+from streams.alignment import PartitionAlignment
 from streams.codec import Decoder, RecordRef, Rejected, dead_letter, encode
 from streams.sink import WarehouseSink
 
 log = logging.getLogger(__name__)
 
-Item = tuple[EventT[Any], PosTransaction | AccountTransaction]
-
+INPUT_TOPICS = (topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS)
 DECODERS: dict[str, Decoder[Any]] = {
     topics.POS_TRANSACTIONS: Decoder(PosTransaction),
     topics.ACCOUNT_TRANSACTIONS: Decoder(AccountTransaction),
 }
+Item = tuple[EventT[Any], PosTransaction | AccountTransaction]
+SnapshotHandler = Callable[[int, list[DaySnapshot]], None]
 
 
 @dataclass
@@ -37,82 +53,265 @@ class Counters:
 
     events: int = 0
     applied: int = 0
+    duplicates: int = 0
+    days_closed: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
 
+def daily_row(snapshot_merchant: str, day: int, totals: Any, closed: bool) -> dict[str, Any]:
+    """A ``merchant_daily`` row; the version orders updates, and a closed day's row wins."""
+    return {
+        "merchant_id": snapshot_merchant,
+        "day": BusinessCalendar.date_of_day(day),
+        **totals._asdict(),
+        "version": totals.event_count * 2 + (1 if closed else 0),
+    }
+
+
 class BatchProcessor:
-    """Applies a batch of events, merchant by merchant, with one table write per merchant."""
+    """Applies batches merchant by merchant and closes business days per partition.
+
+    The table value of a merchant is two bytes of its partition number followed by the encoded
+    feature state, so that after a restart every merchant of a partition can be found and its
+    silent days closed. Decoded states are cached (bounded) between batches.
+    """
 
     def __init__(
         self,
+        app: faust.App,
         table: faust.Table,
         sink: WarehouseSink,
         dead_letters: faust.TopicT,
-        business_timezone: str,
-        retention_days: int,
+        params: FeatureParams,
+        *,
+        max_skew_s: int,
+        align_idle_s: float,
+        idle_s: float,
+        max_future_s: float,
+        cache_size: int,
+        max_pending: int = 1_000_000,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        self.app = app
         self.table = table
         self.sink = sink
         self.dead_letters = dead_letters
-        self.zone = ZoneInfo(business_timezone)
-        self.retention_days = retention_days
+        self.params = params
+        self.max_skew_s = max_skew_s
+        self.align_idle_s = align_idle_s
+        self.idle_s = idle_s
+        self.max_future_s = max_future_s
+        self.cache_size = cache_size
+        self.max_pending = max_pending
+        self.wall_clock = wall_clock
         self.counters = Counters()
+        self.snapshot_handlers: list[SnapshotHandler] = []
+        self._cache: dict[bytes, MerchantState] = {}
+        self._members: dict[int, set[bytes]] = {}
+        self._indexed: set[int] = set()
+        self._clocks: dict[int, PartitionClock] = {}
+        self._align: dict[int, PartitionAlignment] = {}
+        self._pending: dict[int, list[tuple[float, int, EventT[Any], Any]]] = {}
+        self._seq = 0
+        self._stream: Any = None
 
-    async def process(self, events: Sequence[EventT[Any]]) -> None:
-        by_merchant: dict[bytes, list[Item]] = {}
+    # -- per batch -------------------------------------------------------------------------
+
+    async def process(self, stream: Any, events: Sequence[EventT[Any]]) -> None:
+        """Validate a batch, hold back what runs ahead, apply and acknowledge the rest."""
+        self._stream = stream
+        wall = self.wall_clock()
+        horizon = wall + self.max_future_s
+        partitions: set[int] = set()
         for event in events:
             message = event.message
             decoded = DECODERS[message.topic].decode(message.key, message.value)
             if isinstance(decoded, Rejected):
                 await self._dead_letter(event, decoded)
+                await stream.ack(event)
                 continue
-            by_merchant.setdefault(decoded.merchant_id.encode(), []).append((event, decoded))
+            event_s = decoded.event_time.timestamp()
+            if event_s > horizon:
+                error = f"event time {decoded.event_time.isoformat()} is in the future"
+                await self._dead_letter(event, Rejected("future", error))
+                await stream.ack(event)
+                continue
+            self._alignment(message.partition).observe(
+                message.topic, int(event_s), message.offset, wall
+            )
+            self._seq += 1
+            heapq.heappush(
+                self._pending.setdefault(message.partition, []),
+                (event_s, self._seq, event, decoded),
+            )
+            partitions.add(message.partition)
         self.counters.events += len(events)
-        for key, items in by_merchant.items():
-            await self._apply(key, items)
+        for partition in partitions:
+            await self._release(partition, wall)
         await self.sink.maybe_flush()
 
+    async def tick(self) -> None:
+        """Timer work: release held events and close days of partitions that went idle."""
+        wall = self.wall_clock()
+        for partition in list(self._align):
+            await self._release(partition, wall)
+
+    async def _release(self, partition: int, wall: float) -> None:
+        """Apply, in event-time order, the held events that no busy input can precede."""
+        align = self._alignment(partition)
+        highwaters = {topic: self._highwater(topic, partition) for topic in INPUT_TOPICS}
+        watermark = align.watermark_s(wall, highwaters)
+        pending = self._pending.get(partition, [])
+        # Inputs may disagree by up to max_skew_s (well inside the lateness); beyond that an
+        # event waits, unacknowledged, so a crash re-delivers it instead of losing it.
+        bound = None if watermark is None else watermark + self.max_skew_s
+        if align.all_idle(wall, highwaters):
+            bound = float("inf")
+        ready: list[tuple[float, int, EventT[Any], Any]] = []
+        while pending and (
+            (bound is not None and pending[0][0] <= bound) or len(pending) > self.max_pending
+        ):
+            ready.append(heapq.heappop(pending))
+        if ready:
+            by_merchant: dict[bytes, list[Item]] = {}
+            for _, _, event, decoded in ready:
+                by_merchant.setdefault(event.message.key, []).append((event, decoded))
+            for key, items in by_merchant.items():
+                await self._apply(key, items)
+            for _, _, event, _ in ready:
+                await self._stream.ack(event)
+        await self._advance(partition, wall, watermark)
+
+    # -- merchants ---------------------------------------------------------------------------
+
     async def _apply(self, key: bytes, items: list[Item]) -> None:
+        partition = items[-1][0].message.partition
         try:
-            state, touched, late = self._step(key, items)
+            state = self._load(key)
+            touched: set[int] = set()
+            closed: list[DaySnapshot] = []
+            late: list[tuple[EventT[Any], str]] = []
+            for event, decoded in items:
+                state, result = step(state, decoded, self.params)
+                if result.status is StepStatus.APPLIED:
+                    touched.add(result.day)
+                elif result.status is StepStatus.DUPLICATE:
+                    self.counters.duplicates += 1
+                else:
+                    late.append((event, f"{result.reason}: {decoded.event_time.isoformat()}"))
+                closed.extend(result.closed)
         except Exception as exc:
-            # A bug must not stop the pipeline or lose the events: this merchant's events of
-            # the batch go to the dead-letter topic (for replay after a fix), its state is
-            # left as it was, and every other merchant goes on.
+            # A bug must not stop the pipeline nor lose events: this merchant's events of the
+            # batch are dead-lettered for replay after a fix and its cached state is dropped
+            # (the table still holds the state before the batch).
             log.exception("processing merchant %r failed; dead-lettering its batch", key)
+            self._cache.pop(key, None)
             for event, _ in items:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
             return
-        for event, error in late:
-            await self._dead_letter(event, Rejected("late", error))
+        for event, reason in late:
+            await self._dead_letter(event, Rejected("late", reason))
         self.counters.applied += len(items) - len(late)
-        # The table writes its changelog to the partition of "the current event"; within a
-        # batch we set it to this merchant's last event, so state stays on the source partition.
-        _current_event.set(weakref.ref(items[-1][0]))
-        try:
-            self.table[key] = encode_days(state)
-        finally:
-            _current_event.set(None)
-        merchant_id = key.decode()
+        assert state is not None
+        self._members.setdefault(partition, set()).add(key)
+        self._save(key, state, partition)
+        merchant_id = state.merchant_id
         for day in touched:
-            self.sink.add(
-                "merchant_daily", (merchant_id, day), daily_row(merchant_id, day, state.totals(day))
-            )
+            if day > state.closed_through:
+                row = daily_row(merchant_id, day, day_totals(state, day), closed=False)
+                self.sink.add("merchant_daily", (merchant_id, day), row)
+        self._emit(partition, closed)
 
-    def _step(
-        self, key: bytes, items: list[Item]
-    ) -> tuple[MerchantDays, set[date], list[tuple[EventT[Any], str]]]:
-        """Pure part of a merchant's update: new state, touched days, refused late events."""
-        raw = self.table.get(key)
-        state = decode_days(raw) if raw is not None else MerchantDays()
-        touched: set[date] = set()
-        late: list[tuple[EventT[Any], str]] = []
-        for event, decoded in items:
-            try:
-                touched.add(state.apply(decoded, self.zone, self.retention_days))
-            except LateEventError as exc:
-                late.append((event, str(exc)))
-        return state, touched, late
+    def _load(self, key: bytes) -> MerchantState | None:
+        state = self._cache.get(key)
+        if state is None:
+            raw = self.table.get(key)
+            if raw is not None:
+                state = decode_state(raw[2:])
+        return state
+
+    def _save(self, key: bytes, state: MerchantState, partition: int) -> None:
+        if key not in self._cache and len(self._cache) >= self.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = state
+        with _in_partition(partition):
+            self.table[key] = partition.to_bytes(2, "big") + encode_state(state)
+
+    # -- business days -------------------------------------------------------------------------
+
+    async def _advance(self, partition: int, wall: float, watermark: int | None) -> None:
+        align = self._alignment(partition)
+        clock = self._clocks.get(partition)
+        if clock is None:
+            clock = self._clocks[partition] = PartitionClock(self.params, self.idle_s)
+        if watermark is not None:
+            last_wall = max(
+                (p.last_wall_s for p in align.inputs.values() if p.last_wall_s is not None),
+                default=None,
+            )
+            clock.observe_epoch_seconds(watermark, last_wall)
+        days = clock.closable_days(wall)
+        if len(days) == 0:
+            return
+        self._index(partition)
+        through = clock.closed_through_day
+        for key in list(self._members.get(partition, ())):
+            state = self._load(key)
+            if state is None or state.closed_through >= through:
+                continue
+            state, snapshots = close_through(state, through, self.params)
+            self._save(key, state, partition)
+            self._emit(partition, snapshots)
+
+    def _emit(self, partition: int, snapshots: list[DaySnapshot]) -> None:
+        if not snapshots:
+            return
+        self.counters.days_closed += len(snapshots)
+        for snap in snapshots:
+            row = daily_row(snap.merchant_id, snap.day, snap.totals, closed=True)
+            self.sink.add("merchant_daily", (snap.merchant_id, snap.day), row)
+        for handler in self.snapshot_handlers:
+            handler(partition, snapshots)
+
+    def _index(self, partition: int) -> None:
+        """After a (re)assignment, find every merchant of the partition once, from the table."""
+        if partition in self._indexed:
+            return
+        members = self._members.setdefault(partition, set())
+        prefix = partition.to_bytes(2, "big")
+        for key, value in self.table.items():
+            if value is not None and value[:2] == prefix:
+                members.add(key)
+        self._indexed.add(partition)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop what is kept for partitions this worker no longer owns."""
+        for partition in partitions:
+            for key in self._members.pop(partition, set()):
+                self._cache.pop(key, None)
+            self._indexed.discard(partition)
+            self._clocks.pop(partition, None)
+            self._align.pop(partition, None)
+            # Held events of a revoked partition are unacknowledged: its new owner reads them.
+            self._pending.pop(partition, None)
+
+    # -- consumption ---------------------------------------------------------------------------
+
+    def _alignment(self, partition: int) -> PartitionAlignment:
+        align = self._align.get(partition)
+        if align is None:
+            align = self._align[partition] = PartitionAlignment(
+                INPUT_TOPICS, self.max_skew_s, self.align_idle_s, self.wall_clock()
+            )
+        return align
+
+    def _highwater(self, topic: str, partition: int) -> int | None:
+        """The broker's log-end offset of an input, as of the last fetch; None if unknown."""
+        try:
+            value = self.app.consumer.highwater(TP(topic, partition))
+        except Exception:
+            return None
+        return int(value) if isinstance(value, int) and value >= 0 else None
 
     async def _dead_letter(self, event: EventT[Any], rejected: Rejected) -> None:
         message = event.message
@@ -125,3 +324,23 @@ class BatchProcessor:
             (letter.source_topic, letter.partition, letter.offset),
             letter.model_dump(),
         )
+
+
+class _PartitionRef:
+    """Stands in for "the current event" so a table write lands on a given partition."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(topic=topics.POS_TRANSACTIONS, partition=partition)
+
+
+@contextmanager
+def _in_partition(partition: int) -> Iterator[None]:
+    # Faust writes a table key's changelog (and RocksDB shard) to the partition of the event
+    # being processed. We write from batches and timers, so we name the partition explicitly:
+    # a merchant's state stays on its source partition, which keeps tables co-partitioned.
+    ref = _PartitionRef(partition)
+    token = _current_event.set(weakref.ref(ref))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -197,5 +197,10 @@ class FeatureParams:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> FeatureParams:
-        """Parameters from the application settings (business time zone), plus overrides."""
-        return cls(business_timezone=settings.business_timezone, **overrides)
+        """Parameters from the application settings (time zone, lateness), plus overrides."""
+        values: dict[str, Any] = {
+            "business_timezone": settings.business_timezone,
+            "lateness_days": settings.lateness_days,
+        }
+        values.update(overrides)
+        return cls(**values)
