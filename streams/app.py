@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -14,11 +15,14 @@ from faust.types import EventT, StreamT
 from detectors.features import FeatureParams
 from schemas import topics
 from schemas.settings import Settings
+from streams.alerting import DetectionStage
 from streams.processor import BatchProcessor
 from streams.sink import RowWriter, WarehouseSink
 
 log = logging.getLogger(__name__)
 
+#: Name of the table holding each merchant's detector state.
+DETECTOR_STATE_TABLE = "detector-state"
 #: Name of the table holding each merchant's feature state (its changelog topic derives from it).
 MERCHANT_STATE_TABLE = "merchant-state"
 
@@ -30,6 +34,7 @@ class Monitor:
     app: faust.App
     sink: WarehouseSink
     processor: BatchProcessor
+    detection: DetectionStage
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -88,6 +93,21 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         cache_size=settings.state_cache_merchants,
     )
 
+    detection = DetectionStage(
+        app.Table(
+            DETECTOR_STATE_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help="Each merchant's encoded detector state (dormancy memory, drift, pending labels).",
+        ),
+        sink,
+        app.topic(topics.MERCHANT_ALERTS, key_type=bytes, value_type=bytes),
+        settings.data_dir / "models" / "detector-models.bin",
+    )
+    processor.snapshot_handlers.append(detection.on_snapshots)
+
     @app.agent(source, name="merchant-features")
     async def track_merchant_days(stream: StreamT[Any]) -> None:
         events: list[EventT[Any]]
@@ -109,7 +129,12 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
         await processor.tick()
+        await detection.publish()
         await sink.flush()
+
+    @app.timer(interval=timedelta(minutes=5))
+    async def save_models() -> None:
+        await asyncio.to_thread(detection.save_models)
 
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         processor.forget({tp.partition for tp in revoked if tp.topic == topics.POS_TRANSACTIONS})
@@ -117,8 +142,10 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     app.on_partitions_revoked.connect(forget_revoked)
 
     async def flush_on_shutdown(sender: Any, **_: Any) -> None:
+        await detection.publish()
+        detection.save_models()
         written = await sink.flush()
         log.info("final warehouse flush wrote %d rows", written)
 
     app.on_before_shutdown.connect(flush_on_shutdown)
-    return Monitor(app=app, sink=sink, processor=processor)
+    return Monitor(app=app, sink=sink, processor=processor, detection=detection)

@@ -234,7 +234,7 @@ class BatchProcessor:
         if key not in self._cache and len(self._cache) >= self.cache_size:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = state
-        with _in_partition(partition):
+        with in_partition(partition):
             self.table[key] = partition.to_bytes(2, "big") + encode_state(state)
 
     # -- business days -------------------------------------------------------------------------
@@ -334,7 +334,7 @@ class _PartitionRef:
 
 
 @contextmanager
-def _in_partition(partition: int) -> Iterator[None]:
+def in_partition(partition: int) -> Iterator[None]:
     # Faust writes a table key's changelog (and RocksDB shard) to the partition of the event
     # being processed. We write from batches and timers, so we name the partition explicitly:
     # a merchant's state stays on its source partition, which keeps tables co-partitioned.

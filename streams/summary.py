@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -148,6 +149,21 @@ def render_summary(
                 f"  {row['merchant_id']:24} {_cny(row['last_14d_fen']):>14} CNY "
                 f"from {_cny(row['prior_14d_fen']):>14} CNY"
             )
+    alerts = warehouse.query(
+        "SELECT alert_type, severity, uniqExact(alert_id) AS n FROM alerts FINAL "
+        "GROUP BY alert_type, severity ORDER BY alert_type, severity"
+    )
+    lines.append("")
+    lines.append("Alerts raised by the detectors (distinct alerts by type and severity)")
+    if alerts:
+        for row in alerts:
+            lines.append(f"  {row['alert_type']:12} {row['severity']:8} {row['n']:>6}")
+    else:
+        lines.append("  none")
+    if simulation is not None:
+        planted = Counter(label.trajectory for label in simulation.labels)
+        lines.append("Trajectories planted by the simulator (ground truth, for comparison)")
+        lines.append("  " + ", ".join(f"{name}={n}" for name, n in sorted(planted.items())))
     dead = warehouse.query(
         "SELECT reason, count() AS n FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
     )

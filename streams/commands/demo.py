@@ -13,6 +13,7 @@ from schemas.settings import Settings
 from streams.broker import running_broker
 from streams.migrations import migrate
 from streams.progress import ProgressLine
+from streams.report import write_report
 from streams.runner import WorkerProcess, wait_until_consumed
 from streams.sim import Scenario, simulate
 from streams.sim.publish import publish
@@ -47,7 +48,8 @@ def command(
     Starts a local broker on a free port, an embedded warehouse under the work directory, and
     one worker; publishes the simulated POS and account transactions; waits until the worker
     has processed all of them; stops everything it started; then prints a summary queried from
-    the warehouse and checks it against totals computed directly from the published events.
+    the warehouse, checks it against totals computed directly from the published events, and
+    leaves an HTML report (work directory, report.html) for readers without Grafana.
     """
     started = time.monotonic()
     workdir = workdir or settings.data_dir / "demo"
@@ -102,6 +104,10 @@ def command(
     with open_warehouse(demo_settings) as warehouse:
         found = warehouse_totals(warehouse)
         click.echo(render_summary(warehouse, found, expected, simulation))
+        report = write_report(
+            warehouse, workdir / "report.html", timezone=settings.business_timezone
+        )
+    click.echo(f"report for readers without Grafana: {report}")
     click.echo(f"demo finished in {time.monotonic() - started:.0f} s")
     if not found.matches(expected):
         raise click.ClickException("warehouse totals differ from the published events")
