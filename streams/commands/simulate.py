@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from schemas.settings import Settings
+from streams.commands.options import scenario_options
 from streams.progress import ProgressLine
 from streams.sim import Scenario
 from streams.sim.engine import DayBatch, Engine
@@ -21,26 +22,7 @@ from streams.sim.simulation import run_header
 
 
 @click.command("simulate")
-@click.option(
-    "--scenario",
-    "scenario_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML scenario, merged over the built-in default [default: the built-in one].",
-)
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), required=True, help="Random seed.")
-@click.option(
-    "--merchants",
-    type=click.IntRange(1, 10_000_000),
-    default=None,
-    help="Override the scenario's number of merchants.",
-)
-@click.option(
-    "--days",
-    type=click.IntRange(1, 3650),
-    default=None,
-    help="Override the scenario's number of days.",
-)
+@scenario_options
 @click.option(
     "--start",
     type=click.DateTime(formats=["%Y-%m-%d"]),
