@@ -148,29 +148,71 @@ def churn_heads(
     )
 
 
+def closure_survival(days: float, min_days: float = 14.0, max_days: float = 31.0) -> float:
+    """P(a temporary closure lasts at least ``days``): 1 up to ``min_days``, then falling
+    linearly to a small floor at ``max_days`` (a Spring Festival shutdown lasts 2 to 4 weeks).
+
+    >>> closure_survival(10), round(closure_survival(22.5), 2), closure_survival(60)
+    (1.0, 0.5, 0.001)
+    """
+    if days <= min_days:
+        return 1.0
+    return max((max_days - days) / (max_days - min_days), 1e-3)
+
+
+def gap_survival(gap_days: float, gap_q50_days: float, gap_q95_days: float) -> float:
+    """P(a gap between active days lasts at least ``gap_days``) from the merchant's own gap
+    quantiles: 0.5 at the median, 0.05 at q95, geometric beyond with a power-law floor (real
+    gaps have heavier tails than any one rate implies).
+
+    >>> round(gap_survival(2, 1, 2), 3), round(gap_survival(8, 1, 2), 5), gap_survival(1, 1, 8)
+    (0.05, 0.00313, 1.0)
+    """
+    decay = 0.1 ** (1.0 / max(gap_q95_days - gap_q50_days, 1.0))
+    geometric = min(1.0, 0.5 * decay ** (gap_days - gap_q50_days))
+    floor = 0.05 * (max(gap_q95_days, 1.0) / max(gap_days, 1.0)) ** 2
+    return float(min(1.0, max(geometric, floor)))
+
+
 def inactivity_prior(
     silence_days: float,
     active_days: float,
     observed_days: float,
     horizon_days: int,
-    prior_gone: float = 0.05,
-    silence_weight: float = 1.0,
+    gone_hazard: float = 0.001,
+    closure_hazard: float = 0.003,
+    gaps: tuple[float, float] | None = None,
 ) -> float:
-    """P(no sale in the next ``horizon_days``) from the merchant's own daily activity rate.
+    """P(no sale in the next ``horizon_days``) from the merchant's own rhythm.
 
-    With r the smoothed share of active days and a prior ``prior_gone`` that a merchant has
-    stopped, a silence of s days gives P(gone | s) = p / (p + (1 - p)(1 - r)^s); a merchant still
-    trading stays silent through the horizon with (1 - r)^H. Unlike recency alone, the same
-    silence weighs more for a merchant that sells every day than for one that sells monthly.
-    ``silence_weight`` w < 1 discounts silence in a closure season (the Spring Festival).
+    Three explanations of a silence of s days compete. The merchant still trades and this is
+    one of its gaps: likelihood P(gap > s) from its own gap quantiles ``gaps`` = (q50, q95),
+    or, while it has too few gaps, (1 - r)^s with r its share of active days before the
+    silence. It left at some point in the silence: weight ``gone_hazard`` x (s + 1). It closed
+    for a while (a holiday; raise ``closure_hazard`` when the silence began in a closure season
+    such as the Spring Festival): weight ``closure_hazard`` x min(s, 7) x S(s), S the closure
+    survival. The answer is P(gone) + P(closed) S(s + H) / S(s) + P(trading) P(gap > s + H |
+    gap > s). The same silence weighs more for a merchant that sells every day than for one
+    that sells monthly, and less when it began in a season of customary closures.
 
-    >>> daily = inactivity_prior(10, 85, 90, 30)
+    >>> daily = inactivity_prior(10, 80, 90, 30)
     >>> monthly = inactivity_prior(10, 3, 90, 30)
-    >>> daily > monthly, round(inactivity_prior(0, 85, 90, 30), 3)
-    (True, 0.05)
+    >>> festival = inactivity_prior(10, 80, 90, 30, closure_hazard=0.05)
+    >>> daily > monthly, daily > festival, round(inactivity_prior(0, 85, 90, 30), 3)
+    (True, True, 0.001)
+    >>> inactivity_prior(3, 80, 90, 30, gaps=(1, 7)) < inactivity_prior(3, 80, 90, 30, gaps=(1, 2))
+    True
     """
-    rate = (active_days + 0.5) / (max(observed_days, 0.0) + 1.0)
-    rate = min(max(rate, 1e-3), 0.999)
-    quiet = (1.0 - rate) ** (silence_weight * silence_days)
-    gone = prior_gone / (prior_gone + (1.0 - prior_gone) * quiet)
-    return float(gone + (1.0 - gone) * (1.0 - rate) ** horizon_days)
+    if gaps is not None:
+        q50, q95 = gaps
+        now = gap_survival(silence_days + 1.0, q50, q95)
+        later = gap_survival(silence_days + 1.0 + horizon_days, q50, q95)
+    else:
+        before = max(observed_days - silence_days, 0.0)  # the days the rate is measured on
+        rate = min(max((active_days + 0.5) / (before + 1.0), 1e-3), 0.999)
+        now, later = (1.0 - rate) ** silence_days, (1.0 - rate) ** (silence_days + horizon_days)
+    gone = gone_hazard * (silence_days + 1.0)
+    survive = closure_survival(silence_days)
+    closed = closure_hazard * min(silence_days, 7.0) * survive
+    stays_closed = closure_survival(silence_days + horizon_days) / survive
+    return float((gone + closed * stays_closed + later) / (gone + closed + now))

@@ -39,6 +39,11 @@ class MonitorParams:
     anomaly_score: float = 0.9
     festival_before_days: int = 14
     festival_after_days: int = 30
+    #: Daily hazards of the inactivity rules: leaving, closing for a while, closing when the
+    #: silence began in a closure season (``detectors.churn.inactivity_prior``).
+    gone_hazard: float = 0.001
+    closure_hazard: float = 0.003
+    closure_hazard_season: float = 0.05
     dormancy: DormancyDetector = field(default_factory=DormancyDetector)
     churn_rules: ChurnRules = field(default_factory=ChurnRules)
     credit_rules: CreditRules = field(default_factory=CreditRules)
@@ -239,13 +244,18 @@ def on_day_closed(
     _resolve_credit_labels(state, day, models, params)
     drift = state.drift
     observed = min(feature(x, "history_days"), 90.0)
-    # In the festival season a closure of days to weeks is the norm: silence says less.
+    # A silence that began in a closure season (the Spring Festival, a closure the merchant
+    # made a year ago) is more likely a temporary closure than the merchant leaving.
     prior = inactivity_prior(
         verdict.silence_days,
         feature(x, "active_days_90d"),
         observed,
         params.horizon_days,
-        silence_weight=0.15 if festival else 1.0,
+        gone_hazard=params.gone_hazard,
+        closure_hazard=params.closure_hazard_season if verdict.seasonal else params.closure_hazard,
+        gaps=(feature(x, "gap_q50_days"), feature(x, "gap_q95_days"))
+        if verdict.decided_by == "rules:own_gaps"
+        else None,
     )
     extra = {
         "inactivity_prior_logit": math.log(max(prior, 1e-6) / max(1.0 - prior, 1e-6)),
