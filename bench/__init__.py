@@ -1,0 +1,1 @@
+"""Benchmark harness: `python -m bench` writes bench.json and docs/benchmarks.md."""
