@@ -16,6 +16,7 @@ from detectors.features import FeatureParams
 from schemas import topics
 from schemas.settings import Settings
 from streams.alerting import DetectionStage
+from streams.metrics import PipelineMetrics
 from streams.processor import BatchProcessor
 from streams.sink import RowWriter, WarehouseSink
 
@@ -107,6 +108,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         settings.data_dir / "models" / "detector-models.bin",
     )
     processor.snapshot_handlers.append(detection.on_snapshots)
+    metrics = PipelineMetrics(processor, sink)
 
     @app.agent(source, name="merchant-features")
     async def track_merchant_days(stream: StreamT[Any]) -> None:
@@ -130,6 +132,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     async def flush_warehouse() -> None:
         await processor.tick()
         await detection.publish()
+        metrics.sample()
         await sink.flush()
 
     @app.timer(interval=timedelta(minutes=5))

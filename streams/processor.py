@@ -305,6 +305,17 @@ class BatchProcessor:
             )
         return align
 
+    def lag_by_partition(self) -> dict[int, int]:
+        """Records the broker holds beyond what was read, per partition, over both inputs."""
+        lag: dict[int, int] = {}
+        for partition, align in self._align.items():
+            for topic in INPUT_TOPICS:
+                highwater = self._highwater(topic, partition)
+                if highwater is not None:
+                    behind = max(highwater - align.inputs[topic].next_offset, 0)
+                    lag[partition] = lag.get(partition, 0) + behind
+        return lag
+
     def _highwater(self, topic: str, partition: int) -> int | None:
         """The broker's log-end offset of an input, as of the last fetch; None if unknown."""
         try:

@@ -165,6 +165,7 @@ def test_warehouse_totals_equal_published_events(
     expected = _expected(events)
     with open_warehouse(settings) as warehouse:
         rows = warehouse.query("SELECT * FROM merchant_daily FINAL ORDER BY merchant_id, day")
+        metrics = warehouse.query("SELECT DISTINCT metric FROM pipeline_metrics ORDER BY metric")
         dead = warehouse.query(
             "SELECT reason, count() AS n FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
         )
@@ -177,6 +178,7 @@ def test_warehouse_totals_equal_published_events(
     silent = [row for key, row in got.items() if key not in expected]
     count_columns = [c for c in rows[0] if c.endswith("_count")]
     assert all(row[c] == 0 for row in silent for c in count_columns)
+    assert {"consumer_lag", "events_per_s", "sink_buffer_rows"} <= {m["metric"] for m in metrics}
     assert {r["reason"]: r["n"] for r in dead} == {
         "invalid_json": 1,
         "validation": 1,
