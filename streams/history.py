@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detectors.features import (
+    DaySnapshot,
     FeatureParams,
     MerchantState,
     account_code,
@@ -224,6 +225,7 @@ def run(
     through_day: int | None = None,
     features_on: Callable[[str, int], bool] | None = None,
     on_scores: Callable[[DayScores], None] | None = None,
+    on_snapshot: Callable[[DaySnapshot], None] | None = None,
 ) -> RunResult:
     """Run features and detectors day-major (each day: events, loan events, then every known
     merchant's close), so the shared models learn in time order as they would live.
@@ -303,6 +305,8 @@ def run(
             mid = ids[m]
             with_features = features_on is None or features_on(mid, day)
             st, snap = close_day(st, day, fp, with_features=with_features)
+            if on_snapshot is not None:
+                on_snapshot(snap)
             result.merchant_days += 1
             result.feature_days += with_features
             segment = history.segments.get(m, "unknown")
