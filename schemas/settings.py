@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         default=50_000, description="Decoded merchant states kept in memory between batches."
     )
     consumer_max_fetch_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = Field(
-        default=262_144,
+        default=1_048_576,
         description="Bytes fetched per partition per request (small keeps inputs aligned).",
     )
     batch_max_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
