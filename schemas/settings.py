@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     )
     consumer_max_fetch_bytes: Annotated[int, Field(ge=16_384, le=64 * 1024 * 1024)] = Field(
         default=1_048_576,
-        description="Bytes fetched per partition per request (small keeps inputs aligned).",
+        description="Bytes fetched per partition per request.",
     )
     batch_max_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=5_000, description="Events the agent takes per batch."

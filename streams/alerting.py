@@ -10,8 +10,15 @@ from typing import Any
 import faust
 
 from detectors.features import DaySnapshot
-from detectors.pipeline import MonitorModels, MonitorParams, on_day_closed
+from detectors.pipeline import (
+    MonitorModels,
+    MonitorParams,
+    on_day_closed,
+    on_loan_event,
+    on_profile,
+)
 from detectors.state import DetectorState
+from schemas.inputs import LoanEvent, MerchantProfile
 from schemas.outputs import Alert
 from schemas.warehouse import AlertRow
 from streams.codec import encode
@@ -20,8 +27,8 @@ from streams.sink import WarehouseSink
 
 log = logging.getLogger(__name__)
 
-#: Segment used until merchant profiles (industry) are consumed by the worker.
-DEFAULT_SEGMENT = "all"
+#: Segment of a merchant whose profile (industry) has not arrived yet.
+DEFAULT_SEGMENT = "unknown"
 
 
 class DetectionStage:
@@ -40,8 +47,11 @@ class DetectionStage:
         alerts_topic: faust.TopicT,
         models_path: Path,
         params: MonitorParams | None = None,
+        segments: Any = None,
     ) -> None:
         self.table = table
+        #: merchant id -> industry (bytes), from the profiles topic; picks the shared models.
+        self.segments: Any = segments if segments is not None else {}
         self.sink = sink
         self.alerts_topic = alerts_topic
         self.models_path = models_path
@@ -74,8 +84,13 @@ class DetectionStage:
             key = snapshot.merchant_id.encode()
             raw = self.table.get(key)
             state = DetectorState.decode(raw) if raw is not None else None
+            segment = self.segments.get(key)
             state, alerts, _ = on_day_closed(
-                state, snapshot, DEFAULT_SEGMENT, self.models, self.params
+                state,
+                snapshot,
+                segment.decode() if segment else DEFAULT_SEGMENT,
+                self.models,
+                self.params,
             )
             with in_partition(partition):
                 self.table[key] = state.encode()
@@ -85,6 +100,34 @@ class DetectionStage:
             self._outbox.extend(alerts)
             if snapshot.features and snapshot.day > self._metrics_day:
                 self._metrics_day = snapshot.day
+
+    def _state(self, key: bytes) -> DetectorState | None:
+        raw = self.table.get(key)
+        return DetectorState.decode(raw) if raw is not None else None
+
+    def on_profile(self, profile: MerchantProfile) -> None:
+        """A profile update: the merchant's segment and POS-loan exposure.
+
+        Called while Faust processes the profile's own record, so the table writes land on
+        the merchant's partition without help.
+        """
+        key = profile.merchant_id.encode()
+        self.segments[key] = profile.industry.value.encode()
+        self.table[key] = on_profile(self._state(key), profile.pos_loan_outstanding_fen).encode()
+
+    def on_loan_event(self, event: LoanEvent, day: int) -> None:
+        """A POS-loan event of business day ``day``: loan facts and delinquency labels."""
+        key = event.merchant_id.encode()
+        state = on_loan_event(
+            self._state(key),
+            event.kind.value,
+            day,
+            event.days_past_due,
+            event.amount_fen,
+            self.models,
+            self.params,
+        )
+        self.table[key] = state.encode()
 
     async def publish(self) -> None:
         """Send the alerts raised since the last call, and today's model metrics."""

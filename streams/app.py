@@ -14,6 +14,7 @@ from faust.types import EventT, StreamT
 
 from detectors.features import FeatureParams
 from schemas import topics
+from schemas.inputs import LoanEvent, MerchantProfile
 from schemas.settings import Settings
 from streams.alerting import DetectionStage
 from streams.metrics import PipelineMetrics
@@ -22,6 +23,8 @@ from streams.sink import RowWriter, WarehouseSink
 
 log = logging.getLogger(__name__)
 
+#: Name of the table holding each merchant's industry (its detector segment).
+SEGMENT_TABLE = "merchant-segment"
 #: Name of the table holding each merchant's detector state.
 DETECTOR_STATE_TABLE = "detector-state"
 #: Name of the table holding each merchant's feature state (its changelog topic derives from it).
@@ -106,6 +109,14 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         sink,
         app.topic(topics.MERCHANT_ALERTS, key_type=bytes, value_type=bytes),
         settings.data_dir / "models" / "detector-models.bin",
+        segments=app.Table(
+            SEGMENT_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help="Each merchant's industry, from merchant.profiles.v1.",
+        ),
     )
     processor.snapshot_handlers.append(detection.on_snapshots)
     metrics = PipelineMetrics(processor, sink)
@@ -125,6 +136,28 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 log.critical(
                     "unexpected error in the pipeline; exiting without commit", exc_info=True
                 )
+                logging.shutdown()
+                os._exit(70)
+
+    reference = app.topic(
+        topics.MERCHANT_PROFILES, topics.LOAN_EVENTS, key_type=bytes, value_type=bytes
+    )
+    calendar = processor.params.calendar
+
+    @app.agent(reference, name="merchant-reference")
+    async def track_reference_data(stream: StreamT[Any]) -> None:
+        # Low volume: one event at a time, in Faust's own event context (acked as it goes).
+        async for event in stream.events():
+            try:
+                decoded = processor.decode_reference(event)
+                if isinstance(decoded, MerchantProfile):
+                    detection.on_profile(decoded)
+                elif isinstance(decoded, LoanEvent):
+                    detection.on_loan_event(decoded, calendar.day_of(decoded.event_time))
+                elif decoded is not None:
+                    await processor.dead_letter(event, decoded)
+            except Exception:
+                log.critical("unexpected error on reference data; exiting", exc_info=True)
                 logging.shutdown()
                 os._exit(70)
 

@@ -31,7 +31,7 @@ from detectors.features import (
     step,
 )
 from schemas import topics
-from schemas.inputs import AccountTransaction, PosTransaction
+from schemas.inputs import AccountTransaction, LoanEvent, MerchantProfile, PosTransaction
 from streams.alignment import PartitionAlignment
 from streams.codec import Decoder, RecordRef, Rejected, dead_letter, encode
 from streams.sink import WarehouseSink
@@ -42,6 +42,8 @@ INPUT_TOPICS = (topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS)
 DECODERS: dict[str, Decoder[Any]] = {
     topics.POS_TRANSACTIONS: Decoder(PosTransaction),
     topics.ACCOUNT_TRANSACTIONS: Decoder(AccountTransaction),
+    topics.MERCHANT_PROFILES: Decoder(MerchantProfile),
+    topics.LOAN_EVENTS: Decoder(LoanEvent),
 }
 Item = tuple[EventT[Any], PosTransaction | AccountTransaction]
 SnapshotHandler = Callable[[int, list[DaySnapshot]], None]
@@ -316,6 +318,22 @@ class BatchProcessor:
                     lag[partition] = lag.get(partition, 0) + behind
         return lag
 
+    def decode_reference(self, event: EventT[Any]) -> Any:
+        """A profile or loan event, a Rejected to dead-letter, or None for a tombstone.
+
+        A compacted profile topic deletes a merchant with a null value: nothing to validate.
+        """
+        message = event.message
+        if message.value is None and message.topic == topics.MERCHANT_PROFILES:
+            return None
+        decoded = DECODERS[message.topic].decode(message.key, message.value)
+        if isinstance(decoded, Rejected):
+            return decoded
+        when = decoded.updated_at if isinstance(decoded, MerchantProfile) else decoded.event_time
+        if when.timestamp() > self.wall_clock() + self.max_future_s:
+            return Rejected("future", f"time {when.isoformat()} is in the future")
+        return decoded
+
     def _highwater(self, topic: str, partition: int) -> int | None:
         """The broker's log-end offset of an input, as of the last fetch; None if unknown."""
         try:
@@ -323,6 +341,10 @@ class BatchProcessor:
         except Exception:
             return None
         return int(value) if isinstance(value, int) and value >= 0 else None
+
+    async def dead_letter(self, event: EventT[Any], rejected: Rejected) -> None:
+        """Send a refused record to the dead-letter topic and table, with the reason."""
+        await self._dead_letter(event, rejected)
 
     async def _dead_letter(self, event: EventT[Any], rejected: Rejected) -> None:
         message = event.message

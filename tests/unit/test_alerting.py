@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.features import FeatureParams, close_through, step
-from schemas.inputs import PosTransaction
+from schemas.inputs import LoanEvent, MerchantProfile, PosTransaction
 from streams.alerting import DetectionStage
 from streams.sink import WarehouseSink
 
@@ -31,7 +31,8 @@ class _Writer:
 
 
 def _silent_merchant_snapshots(params: FeatureParams) -> list[Any]:
-    """Daily sales for 120 days, then 60 days of silence, closed day by day with features."""
+    """Daily sales for 120 days, then silence to day 180: the snapshots (with features) of the
+    days closed after the last sale; ``step`` closed the earlier days itself as it went."""
     start = datetime(2025, 3, 1, 4, tzinfo=UTC)
     state = None
     for d in range(120):
@@ -82,3 +83,49 @@ def test_models_are_restored_after_a_restart(tmp_path: Path) -> None:
     path.write_bytes(b"not a model")
     fresh = DetectionStage({}, sink, _Topic(), path)  # type: ignore[arg-type]
     assert fresh.models.to_bytes() == type(fresh.models)().to_bytes()
+
+
+def test_profiles_set_the_segment_and_overdue_loans_raise_a_credit_alert(tmp_path: Path) -> None:
+    params = FeatureParams()
+    writer, table, segments = _Writer(), {}, {}
+    sink = WarehouseSink(writer, max_buffer_rows=10_000)
+    stage = DetectionStage(
+        table,  # type: ignore[arg-type]
+        sink,
+        _Topic(),  # type: ignore[arg-type]
+        tmp_path / "models.bin",
+        segments=segments,
+    )
+    stage.on_profile(
+        MerchantProfile(
+            merchant_id="M-quiet",
+            name="Noodle bar",
+            industry="catering",
+            region="R1",
+            grid_id="G1",
+            account_manager_id="AM1",
+            onboarding_date="2024-01-02",
+            pos_loan_facility_fen=5_000_000,
+            pos_loan_outstanding_fen=3_000_000,
+            updated_at=datetime(2025, 3, 1, tzinfo=UTC),
+        )
+    )
+    assert segments[b"M-quiet"] == b"catering"
+    snapshots = _silent_merchant_snapshots(params)
+    overdue_day = snapshots[5].day
+    stage.on_loan_event(
+        LoanEvent(
+            event_id="E1",
+            loan_id="L1",
+            merchant_id="M-quiet",
+            event_time=datetime(2025, 6, 9, tzinfo=UTC),
+            kind="overdue",
+            days_past_due=12,
+        ),
+        overdue_day,
+    )
+    stage.on_snapshots(1, snapshots[5:])
+    asyncio.run(sink.flush())
+    credit = [row for row in writer.rows["alerts"] if row["alert_type"] == "credit"]
+    assert credit
+    assert credit[0]["exposure_fen"] == 3_000_000
