@@ -13,11 +13,9 @@ import pytest
 from kafka import KafkaProducer
 
 from schemas import topics
-from schemas.settings import Settings
 from streams.broker import LocalBroker
-from streams.migrations import migrate
-from streams.runner import WorkerProcess, wait_until_consumed
 from streams.warehouse import open_warehouse
+from tests.fixtures.worker import run_worker_over_backlog
 
 pytestmark = pytest.mark.integration
 
@@ -138,29 +136,7 @@ def test_warehouse_totals_equal_published_events(
     producer.flush()
     producer.close()
 
-    settings = Settings(
-        broker_url=fresh_broker.url,
-        data_dir=tmp_path,
-        partitions=4,
-        app_id="pipeline-test",
-        consumer_rebalance_timeout_s=3.0,
-        consumer_session_timeout_s=6.0,
-        consumer_heartbeat_interval_s=1.0,
-        commit_interval_s=0.5,
-        sink_flush_interval_s=0.5,
-    )
-    with open_warehouse(settings) as warehouse:
-        migrate(warehouse)
-    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        wait_until_consumed(
-            fresh_broker.bootstrap_servers,
-            settings.app_id,
-            [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS],
-            timeout_s=180,
-            alive=worker.check_alive,
-            poll_s=0.5,
-        )
-        assert worker.stop() == 0
+    settings = run_worker_over_backlog(fresh_broker, tmp_path, "pipeline-test")
 
     expected = _expected(events)
     with open_warehouse(settings) as warehouse:

@@ -8,15 +8,12 @@ import pytest
 
 from detectors.features import DaySnapshot, FeatureParams
 from detectors.pipeline import MonitorModels, MonitorParams
-from schemas import topics
-from schemas.settings import Settings
 from streams.broker import LocalBroker
 from streams.history import from_simulation, run
-from streams.migrations import migrate
-from streams.runner import WorkerProcess, wait_until_consumed
 from streams.sim import Scenario, simulate
 from streams.sim.publish import publish
 from streams.warehouse import open_warehouse
+from tests.fixtures.worker import run_worker_over_backlog
 
 pytestmark = pytest.mark.integration
 
@@ -24,29 +21,7 @@ pytestmark = pytest.mark.integration
 def test_worker_and_backtest_close_the_same_days(fresh_broker: LocalBroker, tmp_path: Path) -> None:
     simulation = simulate(Scenario.default().resized(merchants=40, days=21), seed=5)
     publish(simulation, fresh_broker.bootstrap_servers, progress=False)
-    settings = Settings(
-        broker_url=fresh_broker.url,
-        data_dir=tmp_path,
-        partitions=4,
-        app_id="two-paths-test",
-        consumer_rebalance_timeout_s=3.0,
-        consumer_session_timeout_s=6.0,
-        consumer_heartbeat_interval_s=1.0,
-        commit_interval_s=0.5,
-        sink_flush_interval_s=0.5,
-    )
-    with open_warehouse(settings) as warehouse:
-        migrate(warehouse)
-    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        wait_until_consumed(
-            fresh_broker.bootstrap_servers,
-            settings.app_id,
-            [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS],
-            timeout_s=180,
-            alive=worker.check_alive,
-            poll_s=0.5,
-        )
-        assert worker.stop() == 0
+    settings = run_worker_over_backlog(fresh_broker, tmp_path, "two-paths-test")
     with open_warehouse(settings) as warehouse:
         # An odd version marks the row written when the worker closed the day.
         closed = warehouse.query("SELECT * FROM merchant_daily FINAL WHERE version % 2 = 1")
