@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 #: Producer settings for throughput: big batches, a short linger, one request in flight per
 #: broker so that a retry can never reorder a merchant's events within its partition.
 PRODUCER_CONFIG: dict[str, object] = {
-    "acks": 1,
+    # Every replica acknowledges; a retry after a lost acknowledgement may still write a record
+    # twice (idempotence is off: not every Kafka-protocol broker supports it), which the worker
+    # absorbs with its transaction-id de-duplication. One request in flight keeps the order.
+    "acks": "all",
+    "enable_idempotence": False,
     "linger_ms": 20,
     "batch_size": 512 * 1024,
     "max_in_flight_requests_per_connection": 1,
