@@ -14,8 +14,10 @@ from streams.warehouse import open_warehouse
 @click.command("worker")
 @click.pass_obj
 def command(settings: Settings) -> None:
-    """Run a worker: consume the POS and account topics, keep per-merchant state in
-    changelog-backed tables, and write merchant-day rows to the warehouse.
+    """Run a worker: consume POS and account transactions (plus merchant profiles and POS-loan
+    events), keep each merchant's rolling features and detector state in changelog-backed
+    tables, close business days by event time, run the detectors, and write merchant-days,
+    alerts, dead letters and metrics to the warehouse and the output topics.
 
     Needs the broker (MONITOR_BROKER_URL) and a migrated warehouse (`merchant-monitor db
     migrate`). Stops gracefully on SIGTERM or Ctrl-C, flushing buffered rows first.
