@@ -160,3 +160,38 @@ def test_warehouse_totals_equal_published_events(
         "validation": 1,
         "key_mismatch": 1,
     }
+
+
+def test_state_survives_a_worker_restart(fresh_broker: LocalBroker, tmp_path: Path) -> None:
+    """Half the history, stop, the other half, stop: totals as if it had run once.
+
+    Business days straddle the cut (UTC evening events belong to the next Beijing date), so an
+    open day's totals must come back from the table after the restart. This runs on RocksDB,
+    the production store. (The in-memory store rebuilds from the changelog alone, and on the
+    local tansu broker that rebuild came back short, most likely because tansu reports end
+    offsets below the last record so Faust's recovery stops early; not tested here.)
+    """
+    store = "rocksdb"
+    events = _events(seed=3, merchants=24, days=10)
+    cut = datetime(2026, 3, 6, tzinfo=UTC).isoformat()
+    first = [item for item in events if str(item[1]["event_time"]) < cut]
+    second = [item for item in events if str(item[1]["event_time"]) >= cut]
+    producer = KafkaProducer(bootstrap_servers=fresh_broker.bootstrap_servers, linger_ms=5)
+    for batch in (first, second):
+        for topic, doc in batch:
+            producer.send(topic, key=str(doc["merchant_id"]).encode(), value=orjson.dumps(doc))
+        producer.flush()
+        settings = run_worker_over_backlog(
+            fresh_broker, tmp_path, f"restart-{store}", table_store=store
+        )
+    producer.close()
+
+    expected = _expected(events)
+    with open_warehouse(settings) as warehouse:
+        rows = warehouse.query("SELECT * FROM merchant_daily FINAL")
+        late = warehouse.query("SELECT count() AS n FROM dead_letters FINAL")
+    got = {(r["merchant_id"], r["day"].isoformat()): r for r in rows}
+    for key, sums in expected.items():
+        for column, value in sums.items():
+            assert got[key][column] == value, (key, column)
+    assert late == [{"n": 0}]
