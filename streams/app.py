@@ -180,6 +180,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     async def flush_on_shutdown(sender: Any, **_: Any) -> None:
         await detection.publish()
         detection.save_models()
+        metrics.sample()  # a last sample, so even a short run leaves its figures
         written = await sink.flush()
         log.info("final warehouse flush wrote %d rows", written)
 
