@@ -23,7 +23,8 @@ LATENCY_KEYS = ("p50_1k", "p99_1k", "p50_5k", "p99_5k")
 NOT_MEASURED = {
     "latency_ms": "not measured: needs a paced publisher (1,000 and 5,000 events/s) and the "
     "publication time of each event matched to its alert row in the warehouse; not built yet",
-    "limit_api_ms": "not measured: there is no limit API in the code base yet (it comes with the actions issue)",
+    "limit_api_ms": "not measured: there is no limit API in the code base yet"
+    " (it comes with the actions issue)",
 }
 
 
