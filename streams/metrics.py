@@ -38,6 +38,7 @@ class PipelineMetrics:
             self._row(ts, PipelineMetric.SINK_BUFFER_ROWS, float(self.sink.buffered)),
             self._row(ts, "dead_letters_total", float(sum(counters.dead_letters.values()))),
             self._row(ts, "duplicates_total", float(counters.duplicates)),
+            self._row(ts, "days_closed_total", float(counters.days_closed)),
         ]
         for partition, lag in self.processor.lag_by_partition().items():
             rows.append(self._row(ts, PipelineMetric.CONSUMER_LAG, float(lag), partition))
