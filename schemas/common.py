@@ -18,10 +18,10 @@ MAX_AMOUNT_FEN = 10_000_000_000 * FEN_PER_CNY
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 #: An identifier: 1 to 64 letters, digits and ``_ . : -``, starting with a letter or digit.
-Identifier = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
+Identifier = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 
 #: A positive amount in fen.
 AmountFen = Annotated[int, Field(gt=0, le=MAX_AMOUNT_FEN)]

@@ -93,7 +93,8 @@ class OutreachTask(OutputModel):
     explanation: PriorityExplanation
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     suggested_action: Annotated[str, Field(min_length=1, max_length=500)]
-    due_date: PlausibleDate
+    opened_date: PlausibleDate | None = None  # the business day it reached the manager
+    due_date: PlausibleDate | None = None  # set when the task opens; None while queued
     created_at: UtcDatetime
     updated_at: UtcDatetime
     source_alert_id: Identifier | None = None

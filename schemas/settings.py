@@ -52,7 +52,20 @@ class Settings(BaseSettings):
     table_store: Literal["memory", "rocksdb"] = Field(
         default="memory", description="Faust table store; 'rocksdb' in production."
     )
+    web_enabled: bool = Field(
+        default=True, description="Serve the HTTP API (tasks, outcomes, limits) from the worker."
+    )
+    web_bind: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
+    web_host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-]{1,253}$")] = Field(
+        default="127.0.0.1",
+        description="Host name other workers use to reach this one (requests for a merchant "
+        "or manager owned by another worker are routed there).",
+    )
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the HTTP API requires (required when the API is on).",
+    )
     sink_flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=2.0, description="Seconds between warehouse flushes of changed merchant-days."
     )
@@ -83,6 +96,11 @@ class Settings(BaseSettings):
         default=86_400.0,
         description="Events this far after the worker's clock are dead-lettered as 'future'.",
     )
+    bootstrap_dir: Path | None = Field(
+        default=None,
+        description="A `backfill` output directory: the worker seeds its state from it and "
+        "skips source events of the business days it already covers.",
+    )
     state_cache_merchants: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=50_000, description="Decoded merchant states kept in memory between batches."
     )
@@ -99,6 +117,138 @@ class Settings(BaseSettings):
     )
     consumer_session_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
     consumer_heartbeat_interval_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+
+    # -- POS-loan limit policy (detectors.limits.LimitParams; checked there at start) --
+    limit_product_cap_fen: int = Field(
+        default=50_000_000,
+        description="Largest POS-loan limit the product allows (fen; CNY 500,000).",
+    )
+    limit_turnover_multiple: float = Field(
+        default=2.0,
+        description="Turnover leg: this many times the trailing monthly approved turnover.",
+    )
+    limit_lookback_months: int = Field(
+        default=6,
+        description="Calendar months (current partial one included) of the trailing turnover.",
+    )
+    limit_repayment_share: float = Field(
+        default=0.10, description="Share of card sales that repays (repayment leg)."
+    )
+    limit_payback_months: int = Field(
+        default=12, description="Months over which a loan is repaid (repayment leg)."
+    )
+    limit_spike_cap_multiple: float = Field(
+        default=3.0,
+        description="A day's turnover counts at most this multiple of the typical active day.",
+    )
+    limit_spike_floor_fen: int = Field(
+        default=100_000, description="A day is never winsorised below this (fen)."
+    )
+    limit_typical_alpha: float = Field(
+        default=0.05, description="EWMA weight of a new active day in the typical active day."
+    )
+    limit_warmup_active_days: int = Field(
+        default=5,
+        description="First active days held raw to set the typical day (ineligible until then).",
+    )
+    limit_stable_cv: float = Field(
+        default=0.25,
+        description="Weekly turnover CV at or below which there is no stability haircut.",
+    )
+    limit_unstable_cv: float = Field(
+        default=0.5, description="Weekly turnover CV at or above which the full haircut applies."
+    )
+    limit_unstable_haircut: float = Field(
+        default=0.5, description="The stability factor at or above the unstable CV."
+    )
+    limit_max_txn_per_card: float = Field(
+        default=4.0,
+        description="Approved transactions per card (30d) above which limits are discounted.",
+    )
+    limit_credit_score_weight: float = Field(
+        default=0.5, description="Risk factor = 1 - weight x credit score."
+    )
+    limit_open_credit_alert_factor: float = Field(
+        default=0.5,
+        description="A newly opened credit alert cuts the limit to at most this share, at once.",
+    )
+    limit_min_history_months: int = Field(
+        default=3, description="Eligibility: months of acquiring history since onboarding."
+    )
+    limit_min_observed_days: int = Field(
+        default=30, description="Eligibility: days of turnover observed."
+    )
+    limit_min_active_days_30d: int = Field(
+        default=8, description="Eligibility: active days in the last 30."
+    )
+    limit_max_refund_ratio: float = Field(
+        default=0.10, description="Eligibility: refund ratio over 90 days at most this."
+    )
+    limit_max_chargeback_ratio: float = Field(
+        default=0.01, description="Eligibility: chargeback ratio over 90 days at most this."
+    )
+    limit_increase_rate: float = Field(
+        default=0.25,
+        description="Damping: an increase moves at most this share of the gap to the target.",
+    )
+    limit_change_tolerance: float = Field(
+        default=0.1, description="A target within this share of the limit leaves it unchanged."
+    )
+    limit_volatility_alpha: float = Field(
+        default=0.1, description="EWMA weight of today's weekly CV in the haircut's volatility."
+    )
+    limit_rounding_fen: int = Field(
+        default=100_000,
+        description="Limits are rounded down to multiples of this (fen; CNY 1,000).",
+    )
+
+    # -- outreach policy (detectors.outreach.OutreachParams; checked there at start) --
+    outreach_manager_capacity_per_day: int = Field(
+        default=8,
+        description="Tasks an account manager can take per day; the rest wait, queued by priority.",
+    )
+    outreach_cooldown_days: int = Field(
+        default=30, description="At most one task per merchant and type within this many days."
+    )
+    outreach_high_value_monthly_fen: int = Field(
+        default=5_000_000,
+        description="Monthly turnover (fen) from which a merchant is high value (priority scale).",
+    )
+    outreach_due_working_days_high_value_churn: int = Field(
+        default=2,
+        description="Contact standard: working days to reach a high-value merchant at churn risk.",
+    )
+    outreach_due_working_days_dormant: int = Field(
+        default=5, description="Contact standard: working days to contact a dormant merchant."
+    )
+    outreach_due_working_days_default: int = Field(
+        default=10, description="Working days for every other task."
+    )
+    outreach_success_prior: float = Field(
+        default=0.3, description="Likelihood of success before any outcome is known."
+    )
+    outreach_prior_strength: float = Field(
+        default=10.0, description="Weight (pseudo-outcomes) of that prior per task type."
+    )
+    outreach_min_labels: int = Field(
+        default=30, description="Outcomes before the learned success model joins the prior."
+    )
+    outreach_weight_value: float = Field(
+        default=0.4, description="Priority weight of the value at stake."
+    )
+    outreach_weight_urgency: float = Field(
+        default=0.35, description="Priority weight of the urgency."
+    )
+    outreach_weight_likelihood: float = Field(
+        default=0.25, description="Priority weight of the likelihood of success."
+    )
+    outreach_churn_risk_score: float = Field(
+        default=0.5,
+        description="Churn score from which a declining merchant gets a retention visit.",
+    )
+    outreach_task_expiry_days: int = Field(
+        default=30, description="Open tasks without an outcome are cancelled after this long."
+    )
 
     @field_validator("broker_url")
     @classmethod
