@@ -226,12 +226,15 @@ def run(
     features_on: Callable[[str, int], bool] | None = None,
     on_scores: Callable[[DayScores], None] | None = None,
     on_snapshot: Callable[[DaySnapshot], None] | None = None,
+    on_day: Callable[[DaySnapshot, DetectorState, list[Alert], DayScores | None], None]
+    | None = None,
 ) -> RunResult:
     """Run features and detectors day-major (each day: events, loan events, then every known
     merchant's close), so the shared models learn in time order as they would live.
 
     ``features_on(merchant_id, day)`` says which merchant-days get a feature dict and scores
-    (default: all); others close on totals only (the backtest's fast path).
+    (default: all); others close on totals only (the backtest's fast path). ``on_day`` sees
+    each closed merchant-day after the detectors, as the worker's action stage does.
     """
     began = time.perf_counter()
     result = RunResult()
@@ -312,6 +315,8 @@ def run(
             segment = history.segments.get(m, "unknown")
             ds, alerts, scores = on_day_closed(dstates.get(m), snap, segment, models, params)
             dstates[m] = ds
+            if on_day is not None:
+                on_day(snap, ds, alerts, scores)
             if alerts:
                 result.alerts.extend(alerts)
             if scores is not None:
