@@ -17,6 +17,7 @@ from schemas import topics
 from schemas.inputs import LoanEvent, MerchantProfile
 from schemas.settings import Settings
 from streams.alerting import DetectionStage
+from streams.bootstrap import attach_bootstrap
 from streams.metrics import PipelineMetrics
 from streams.processor import BatchProcessor
 from streams.sink import RowWriter, WarehouseSink
@@ -119,6 +120,9 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         ),
     )
     processor.snapshot_handlers.append(detection.on_snapshots)
+    # -- backfill bootstrap (MONITOR_BOOTSTRAP_DIR; streams/bootstrap.py, docs/backfill.md) --
+    attach_bootstrap(settings, app, processor, detection)
+    # -- end backfill bootstrap --
     metrics = PipelineMetrics(processor, sink)
 
     @app.agent(source, name="merchant-features")

@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "replay": "replay",
     "evaluate": "evaluate",
     "backtest": "backtest",
+    "backfill": "backfill",
     "dashboards": "dashboards",
     "report": "report",
 }

@@ -93,21 +93,27 @@ class _Times:
         self.zone = ZoneInfo(params.business_timezone)
 
     def day(self, value: Any) -> int:
+        return self.instant(value)[0]
+
+    def instant(self, value: Any) -> tuple[int, int | None]:
+        """(business day, epoch microseconds) of a time; None microseconds for a bare date."""
         cal = self.params.calendar
         if isinstance(value, datetime):
             moment = value
         elif isinstance(value, date):
-            return cal.day_of_date(value)
+            return cal.day_of_date(value), None
         else:
             text = str(value).strip()
             if len(text) == 8 and text.isdigit():
-                return cal.day_of_date(date(int(text[:4]), int(text[4:6]), int(text[6:])))
+                day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+                return cal.day_of_date(day), None
             if len(text) == 10:
-                return cal.day_of_date(date.fromisoformat(text))
+                return cal.day_of_date(date.fromisoformat(text)), None
             moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.zone)
-        return cal.day_of(moment)
+        epoch_s = int(moment.timestamp())
+        return cal.day_of(moment), epoch_s * 1_000_000 + moment.microsecond
 
 
 def _money(row: dict[str, Any], name: str) -> int:
@@ -207,8 +213,14 @@ def read_accounts(paths: list[Path], params: FeatureParams, loaded: Loaded) -> A
         k: [] for k in ("m", "day", "code", "amt", "bal", "us", "txn", "lender")
     }
     times = _Times(params)
+    parts: list[AccountColumns] = []
     for path in paths:
         _required(path, {"merchant_id", "event_time", "direction", "category"}, _header(path))
+        if path.suffix.lower() == ".parquet":
+            fast = _fast_parquet_accounts(path, params, loaded)
+            if fast is not None:
+                parts.append(fast)
+                continue
         for line, row in _rows(path):
             loaded.read += 1
             try:
@@ -217,7 +229,7 @@ def read_accounts(paths: list[Path], params: FeatureParams, loaded: Loaded) -> A
                 mid = str(row.get("merchant_id") or "").strip()
                 if not mid:
                     raise ValueError("empty merchant_id")
-                day = times.day(row["event_time"])
+                day, micros = times.instant(row["event_time"])
                 bank = str(row.get("counterparty_bank_code") or "").strip() or None
                 code = account_code(
                     AccountCategory(str(row["category"]).strip()),
@@ -234,18 +246,34 @@ def read_accounts(paths: list[Path], params: FeatureParams, loaded: Loaded) -> A
             cols["code"].append(code)
             cols["amt"].append(amount)
             cols["bal"].append(balance)
-            cols["us"].append(line)  # file order breaks ties of the end-of-day balance
+            # The event time orders the day's bookings (the end-of-day balance), as in the
+            # worker; a bare date counts as the start of its day, file order breaking ties.
+            if micros is None:
+                micros = params.calendar.day_start_epoch_seconds(day) * 1_000_000 + line
+            cols["us"].append(micros)
             cols["txn"].append(str(row.get("txn_id") or f"{path.name}:{line}"))
             cols["lender"].append(lender_id(bank) if code == _LENDER_CODE else 0)
+    parts.append(
+        AccountColumns(
+            np.array(cols["m"], np.int64),
+            np.array(cols["day"], np.int64),
+            np.array(cols["code"], np.int64),
+            np.array(cols["amt"], np.int64),
+            np.array(cols["bal"], np.int64),
+            np.array(cols["us"], np.int64),
+            cols["txn"],
+            np.array(cols["lender"], np.int64),
+        )
+    )
     return AccountColumns(
-        np.array(cols["m"], np.int64),
-        np.array(cols["day"], np.int64),
-        np.array(cols["code"], np.int64),
-        np.array(cols["amt"], np.int64),
-        np.array(cols["bal"], np.int64),
-        np.array(cols["us"], np.int64),
-        cols["txn"],
-        np.array(cols["lender"], np.int64),
+        np.concatenate([p.merchant for p in parts]),
+        np.concatenate([p.day for p in parts]),
+        np.concatenate([p.code for p in parts]),
+        np.concatenate([p.amount_fen for p in parts]),
+        np.concatenate([p.balance_fen for p in parts]),
+        np.concatenate([p.time_us for p in parts]),
+        [t for p in parts for t in p.txn_id],
+        np.concatenate([p.lender for p in parts]),
     )
 
 
@@ -303,4 +331,79 @@ def _fast_parquet_pos(path: Path, params: FeatureParams, loaded: Loaded) -> PosC
         np.asarray(amounts.to_numpy(), np.int64),
         cards,
         txns,
+    )
+
+
+def _fast_parquet_accounts(
+    path: Path, params: FeatureParams, loaded: Loaded
+) -> AccountColumns | None:
+    """Columnar read of a clean Parquet account file (typed times, integer fen, known
+    categories); None = read it row by row, with every bad row reported."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from streams.history import days_of_millis
+
+    table = pq.read_table(path)
+    names = set(table.schema.names)
+    needed = {"merchant_id", "event_time", "direction", "category"}
+    needed |= {"amount_fen", "balance_after_fen"}
+    if not needed <= names:
+        return None
+    times = table.column("event_time")
+    if not pa.types.is_timestamp(times.type) or times.type.tz is None:
+        return None
+    for name in ("amount_fen", "balance_after_fen"):
+        if not pa.types.is_integer(table.column(name).type):
+            return None
+    if any(table.column(n).null_count for n in needed):
+        return None
+    mids = table.column("merchant_id")
+    if pc.any(pc.equal(mids, "")).as_py():
+        return None
+    banks: list[str | None] = [None] * table.num_rows
+    if "counterparty_bank_code" in names:
+        banks = [
+            (str(b).strip() or None) if b is not None else None
+            for b in table.column("counterparty_bank_code").to_pylist()
+        ]
+    codes: list[int] = []
+    lenders: list[int] = []
+    known: dict[tuple[str, str, bool], int] = {}
+    try:
+        for cat, way, bank in zip(
+            table.column("category").to_pylist(),
+            table.column("direction").to_pylist(),
+            banks,
+            strict=True,
+        ):
+            key = (cat, way, bank is not None)
+            code = known.get(key)
+            if code is None:
+                code = known[key] = account_code(
+                    AccountCategory(cat.strip()), Direction(way.strip()), bank
+                )
+            codes.append(code)
+            lenders.append(lender_id(bank) if code == _LENDER_CODE else 0)
+    except ValueError:
+        return None  # an unknown category or direction: the row reader reports the line
+    enc = pc.dictionary_encode(mids).combine_chunks()
+    index = np.array([loaded.index(v) for v in enc.dictionary.to_pylist()], np.int64)
+    merchant = index[enc.indices.to_numpy(zero_copy_only=False)]
+    micros = np.asarray(pc.cast(times, pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy())
+    millis = micros // 1000
+    if "txn_id" in names and not table.column("txn_id").null_count:
+        txns = [str(t) for t in table.column("txn_id").to_pylist()]
+    else:
+        txns = [f"{path.name}:{i + 1}" for i in range(table.num_rows)]
+    loaded.read += table.num_rows
+    return AccountColumns(
+        merchant,
+        days_of_millis(np.asarray(millis, np.int64), params),
+        np.array(codes, np.int64),
+        np.asarray(table.column("amount_fen").to_numpy(), np.int64),
+        np.asarray(table.column("balance_after_fen").to_numpy(), np.int64),
+        np.asarray(micros, np.int64),
+        txns,
+        np.array(lenders, np.int64),
     )

@@ -39,6 +39,7 @@ class PipelineMetrics:
             self._row(ts, "dead_letters_total", float(sum(counters.dead_letters.values()))),
             self._row(ts, "duplicates_total", float(counters.duplicates)),
             self._row(ts, "days_closed_total", float(counters.days_closed)),
+            self._row(ts, "skipped_backfilled_total", float(counters.skipped_backfilled)),
         ]
         for partition, lag in self.processor.lag_by_partition().items():
             rows.append(self._row(ts, PipelineMetric.CONSUMER_LAG, float(lag), partition))

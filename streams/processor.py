@@ -31,7 +31,12 @@ from detectors.features import (
     step,
 )
 from schemas import topics
-from schemas.inputs import AccountTransaction, LoanEvent, MerchantProfile, PosTransaction
+from schemas.inputs import (
+    AccountTransaction,
+    LoanEvent,
+    MerchantProfile,
+    PosTransaction,
+)
 from streams.alignment import PartitionAlignment
 from streams.codec import Decoder, RecordRef, Rejected, dead_letter, encode
 from streams.sink import WarehouseSink
@@ -57,6 +62,8 @@ class Counters:
     applied: int = 0
     duplicates: int = 0
     days_closed: int = 0
+    #: Source events of days a bootstrap covers (``skip_before_s``): counted by the backfill.
+    skipped_backfilled: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
 
@@ -108,6 +115,8 @@ class BatchProcessor:
         self.wall_clock = wall_clock
         self.counters = Counters()
         self.snapshot_handlers: list[SnapshotHandler] = []
+        #: Set by a bootstrap (streams/bootstrap.py): events before this instant are skipped.
+        self.skip_before_s: float | None = None
         self._cache: dict[bytes, MerchantState] = {}
         self._members: dict[int, set[bytes]] = {}
         self._indexed: set[int] = set()
@@ -124,6 +133,7 @@ class BatchProcessor:
         self._stream = stream
         wall = self.wall_clock()
         horizon = wall + self.max_future_s
+        skip_before = self.skip_before_s
         partitions: set[int] = set()
         for event in events:
             message = event.message
@@ -141,6 +151,12 @@ class BatchProcessor:
             self._alignment(message.partition).observe(
                 message.topic, int(event_s), message.offset, wall
             )
+            if skip_before is not None and event_s < skip_before:
+                # Its business day is one the bootstrap's backfill counted (docs/backfill.md):
+                # applying it again would count it twice. It still moves the watermark.
+                self.counters.skipped_backfilled += 1
+                await stream.ack(event)
+                continue
             self._seq += 1
             heapq.heappush(
                 self._pending.setdefault(message.partition, []),
