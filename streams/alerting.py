@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import faust
 
 from detectors.features import DaySnapshot
 from detectors.pipeline import (
+    DayScores,
     MonitorModels,
     MonitorParams,
     on_day_closed,
@@ -26,6 +28,9 @@ from streams.processor import in_partition
 from streams.sink import WarehouseSink
 
 log = logging.getLogger(__name__)
+
+#: What runs after the detectors on each closed merchant-day (the action stage).
+DayHandler = Callable[[int, DaySnapshot, DetectorState, list[Alert], DayScores | None], None]
 
 #: Segment of a merchant whose profile (industry) has not arrived yet.
 DEFAULT_SEGMENT = "unknown"
@@ -60,6 +65,8 @@ class DetectionStage:
         self._outbox: list[Alert] = []
         self._metrics_day = -1
         self.alerts_raised = 0
+        #: Called with (partition, snapshot, detector state, alerts, scores) after each day.
+        self.day_handlers: list[DayHandler] = []
 
     def _load_models(self) -> MonitorModels:
         if self.models_path.exists():
@@ -85,7 +92,7 @@ class DetectionStage:
             raw = self.table.get(key)
             state = DetectorState.decode(raw) if raw is not None else None
             segment = self.segments.get(key)
-            state, alerts, _ = on_day_closed(
+            state, alerts, scores = on_day_closed(
                 state,
                 snapshot,
                 segment.decode() if segment else DEFAULT_SEGMENT,
@@ -98,6 +105,8 @@ class DetectionStage:
                 row = AlertRow.from_alert(alert).model_dump()
                 self.sink.add("alerts", (alert.merchant_id, alert.alert_id, alert.version), row)
             self._outbox.extend(alerts)
+            for handler in self.day_handlers:
+                handler(partition, snapshot, state, alerts, scores)
             if snapshot.features and snapshot.day > self._metrics_day:
                 self._metrics_day = snapshot.day
 

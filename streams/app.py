@@ -12,12 +12,17 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
+from detectors.actions import ActionParams
 from detectors.features import FeatureParams
 from schemas import topics
-from schemas.inputs import LoanEvent, MerchantProfile
+from schemas.inputs import LoanEvent, MerchantProfile, OutreachOutcome
 from schemas.settings import Settings
+from streams.actions import SUCCESS_MODEL_FILE, ActionStage, ManagerDesk, SuccessHolder
 from streams.alerting import DetectionStage
+from streams.api import ApiRoutes, register_api, web_config
 from streams.bootstrap import attach_bootstrap
+from streams.codec import encode
+from streams.errors import StreamsError
 from streams.metrics import PipelineMetrics
 from streams.processor import BatchProcessor
 from streams.sink import RowWriter, WarehouseSink
@@ -30,6 +35,14 @@ SEGMENT_TABLE = "merchant-segment"
 DETECTOR_STATE_TABLE = "detector-state"
 #: Name of the table holding each merchant's feature state (its changelog topic derives from it).
 MERCHANT_STATE_TABLE = "merchant-state"
+#: Each merchant's action state (profile facts, limit state, outreach slots).
+ACTION_STATE_TABLE = "merchant-actions"
+#: Each merchant's current POS-loan limit (the JSON published last), read by the limit API.
+LIMIT_TABLE = "pos-loan-limit"
+#: Each account manager's task queue (open and queued tasks), keyed by manager id.
+MANAGER_QUEUE_TABLE = "manager-queue"
+#: Internal topic (suffix after the app id) carrying proposals and outcomes to managers.
+TASK_REQUESTS_TOPIC = "task-requests"
 
 
 @dataclass
@@ -40,6 +53,8 @@ class Monitor:
     sink: WarehouseSink
     processor: BatchProcessor
     detection: DetectionStage
+    actions: ActionStage
+    desk: ManagerDesk
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -58,10 +73,10 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": settings.consumer_session_timeout_s,
         "broker_heartbeat_interval": settings.consumer_heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
-        "web_enabled": False,
         "producer_linger": 0.005,
         "consumer_max_fetch_size": settings.consumer_max_fetch_bytes,
         "stream_buffer_maxsize": 16_384,
+        **web_config(settings.web_enabled, settings.web_bind, settings.web_host, settings.web_port),
     }
 
 
@@ -125,6 +140,49 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     # -- end backfill bootstrap --
     metrics = PipelineMetrics(processor, sink)
 
+    def table(name: str, help_text: str) -> faust.Table:
+        return app.Table(
+            name,
+            default=None,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help=help_text,
+        )
+
+    action_params = ActionParams.from_settings(settings)
+    success = SuccessHolder(
+        settings.data_dir / "models" / SUCCESS_MODEL_FILE, action_params.outreach
+    )
+    requests = app.topic(
+        f"{settings.app_id}-{TASK_REQUESTS_TOPIC}",
+        internal=True,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    actions = ActionStage(
+        table(ACTION_STATE_TABLE, "Each merchant's profile facts, limit state and task slots."),
+        table(LIMIT_TABLE, "Each merchant's current POS-loan limit (published JSON)."),
+        requests,
+        app.topic(topics.POS_LOAN_LIMITS, key_type=bytes, value_type=bytes),
+        sink,
+        success,
+        action_params,
+    )
+    detection.day_handlers.append(actions.on_day)
+    desk = ManagerDesk(
+        table(MANAGER_QUEUE_TABLE, "Each account manager's open and queued tasks."),
+        app.topic(topics.OUTREACH_TASKS, key_type=bytes, value_type=bytes),
+        sink,
+        success,
+        action_params,
+        partition_of=lambda key: (
+            app.producer.key_partition(requests.get_topic_name(), key).partition
+        ),
+        calendar=processor.params.calendar,
+    )
+
     @app.agent(source, name="merchant-features")
     async def track_merchant_days(stream: StreamT[Any]) -> None:
         events: list[EventT[Any]]
@@ -144,7 +202,11 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 os._exit(70)
 
     reference = app.topic(
-        topics.MERCHANT_PROFILES, topics.LOAN_EVENTS, key_type=bytes, value_type=bytes
+        topics.MERCHANT_PROFILES,
+        topics.LOAN_EVENTS,
+        topics.OUTREACH_OUTCOMES,
+        key_type=bytes,
+        value_type=bytes,
     )
     calendar = processor.params.calendar
 
@@ -156,6 +218,9 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 decoded = processor.decode_reference(event)
                 if isinstance(decoded, MerchantProfile):
                     detection.on_profile(decoded)
+                    actions.on_profile(decoded)
+                elif isinstance(decoded, OutreachOutcome):
+                    actions.on_outcome(decoded, calendar.day_of(decoded.event_time))
                 elif isinstance(decoded, LoanEvent):
                     detection.on_loan_event(decoded, calendar.day_of(decoded.event_time))
                 elif decoded is not None:
@@ -165,16 +230,35 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 logging.shutdown()
                 os._exit(70)
 
+    @app.agent(requests, name="manager-queues")
+    async def track_manager_queues(stream: StreamT[Any]) -> None:
+        # Proposals and outcomes keyed by manager: each manager's queue on one partition.
+        async for event in stream.events():
+            try:
+                rejected = desk.on_request(
+                    event.message.key, event.message.value, event.message.partition
+                )
+                if rejected is not None:
+                    await processor.dead_letter(event, rejected)
+            except Exception:
+                log.critical("unexpected error in the manager queues; exiting", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
         await processor.tick()
         await detection.publish()
+        await actions.publish()
+        desk.roll()
+        await desk.publish()
         metrics.sample()
         await sink.flush()
 
     @app.timer(interval=timedelta(minutes=5))
     async def save_models() -> None:
         await asyncio.to_thread(detection.save_models)
+        await asyncio.to_thread(success.save)
 
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         processor.forget({tp.partition for tp in revoked if tp.topic == topics.POS_TRANSACTIONS})
@@ -183,10 +267,34 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
 
     async def flush_on_shutdown(sender: Any, **_: Any) -> None:
         await detection.publish()
+        await actions.publish()
+        await desk.publish()
         detection.save_models()
+        success.save()
         metrics.sample()  # a last sample, so even a short run leaves its figures
         written = await sink.flush()
         log.info("final warehouse flush wrote %d rows", written)
 
     app.on_before_shutdown.connect(flush_on_shutdown)
-    return Monitor(app=app, sink=sink, processor=processor, detection=detection)
+
+    if settings.web_enabled:
+        if settings.api_token is None:
+            raise StreamsError(
+                "MONITOR_API_TOKEN must be set while the HTTP API is on "
+                "(or turn the API off with MONITOR_WEB_ENABLED=false)"
+            )
+
+        async def send_outcome(outcome: OutreachOutcome) -> None:
+            await outcomes.send(key=outcome.merchant_id.encode(), value=encode(outcome))
+
+        outcomes = app.topic(topics.OUTREACH_OUTCOMES, key_type=bytes, value_type=bytes)
+        register_api(
+            app,
+            settings.api_token,
+            ApiRoutes(
+                LIMIT_TABLE, MANAGER_QUEUE_TABLE, actions.limit_of, desk.tasks_of, send_outcome
+            ),
+        )
+    return Monitor(
+        app=app, sink=sink, processor=processor, detection=detection, actions=actions, desk=desk
+    )

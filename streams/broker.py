@@ -128,7 +128,13 @@ class LocalBroker:
             output = self.log_path.open("ab")  # type: ignore[assignment]
         log.info("starting tansu on %s", address)
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, checksummed binary
-            command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own session: Ctrl-C reaches only our process, which stops the workers first
+            # and then the broker (a broker dying with them would stall their last flush).
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while not _port_open("127.0.0.1", self.port):

@@ -35,6 +35,7 @@ from schemas.inputs import (
     AccountTransaction,
     LoanEvent,
     MerchantProfile,
+    OutreachOutcome,
     PosTransaction,
 )
 from streams.alignment import PartitionAlignment
@@ -49,6 +50,7 @@ DECODERS: dict[str, Decoder[Any]] = {
     topics.ACCOUNT_TRANSACTIONS: Decoder(AccountTransaction),
     topics.MERCHANT_PROFILES: Decoder(MerchantProfile),
     topics.LOAN_EVENTS: Decoder(LoanEvent),
+    topics.OUTREACH_OUTCOMES: Decoder(OutreachOutcome),
 }
 Item = tuple[EventT[Any], PosTransaction | AccountTransaction]
 SnapshotHandler = Callable[[int, list[DaySnapshot]], None]

@@ -51,6 +51,7 @@ class WorkerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # stopped by us (SIGTERM), not by the terminal's Ctrl-C
             )
         return self
 

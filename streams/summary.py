@@ -164,9 +164,41 @@ def render_summary(
         planted = Counter(label.trajectory for label in simulation.labels)
         lines.append("Trajectories planted by the simulator (ground truth, for comparison)")
         lines.append("  " + ", ".join(f"{name}={n}" for name, n in sorted(planted.items())))
+    lines += _actions_lines(warehouse)
     dead = warehouse.query(
         "SELECT reason, count() AS n FROM dead_letters FINAL GROUP BY reason ORDER BY reason"
     )
     lines.append("")
     lines.append("dead letters: " + (", ".join(f"{r['reason']}={r['n']}" for r in dead) or "none"))
     return "\n".join(lines)
+
+
+def _actions_lines(warehouse: Warehouse) -> list[str]:
+    """Outreach tasks by type and status, and the POS-loan limits now in force."""
+    lines = ["", "Outreach tasks for account managers (by type: open, queued, done)"]
+    tasks = warehouse.query(
+        "SELECT task_type, countIf(status = 'open') AS open, countIf(status = 'queued') AS queued, "
+        "countIf(status = 'done') AS done, uniqExact(manager_id) AS managers "
+        "FROM outreach_tasks FINAL GROUP BY task_type ORDER BY task_type"
+    )
+    for row in tasks:
+        lines.append(
+            f"  {row['task_type']:22} {row['open']:>6} open {row['queued']:>6} queued "
+            f"{row['done']:>6} done   ({row['managers']} managers)"
+        )
+    if not tasks:
+        lines.append("  none")
+    limits = warehouse.query(
+        "SELECT countIf(eligible) AS eligible, count() AS merchants, "
+        "sum(limit_fen) AS total_fen, max(version) AS max_version "
+        "FROM pos_loan_limits_current"
+    )
+    versions = warehouse.query("SELECT count() AS n FROM pos_loan_limits FINAL")
+    if limits and limits[0]["merchants"]:
+        row = limits[0]
+        lines += [
+            "",
+            f"POS-loan limits: {row['eligible']} of {row['merchants']} merchants eligible, "
+            f"CNY {_cny(row['total_fen'])} in total; {versions[0]['n']} versions kept for audit",
+        ]
+    return lines

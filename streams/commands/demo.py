@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from pathlib import Path
 
 import click
+from pydantic import SecretStr
 
 from schemas import topics
 from schemas.settings import Settings
-from streams.broker import running_broker
+from streams.broker import free_port, running_broker
+from streams.demo_api import api_examples, serve_until_interrupted
 from streams.migrations import migrate
 from streams.progress import ProgressLine
 from streams.report import write_report
@@ -39,17 +42,31 @@ from streams.warehouse import open_warehouse
     show_default=True,
     help="Seconds to wait for the worker to process everything.",
 )
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="After the summary, leave the broker, a worker and its HTTP API up (printing the "
+    "API's base URL and bearer token) until Ctrl-C.",
+)
 @click.pass_obj
 def command(
-    settings: Settings, merchants: int, days: int, seed: int, workdir: Path | None, timeout: int
+    settings: Settings,
+    merchants: int,
+    days: int,
+    seed: int,
+    workdir: Path | None,
+    timeout: int,
+    keep_running: bool,
 ) -> None:
     """Run the whole pipeline on simulated merchants and print what it found.
 
     Starts a local broker on a free port, an embedded warehouse under the work directory, and
-    one worker; publishes the simulated POS and account transactions; waits until the worker
-    has processed all of them; stops everything it started; then prints a summary queried from
-    the warehouse, checks it against totals computed directly from the published events, and
-    leaves an HTML report (work directory, report.html) for readers without Grafana.
+    one worker; publishes the simulated merchants (profiles, POS and account transactions, loan
+    events); waits until the worker has processed all of them; stops the worker; then prints a
+    summary queried from the warehouse (totals checked against totals computed directly from
+    the published events, alerts, outreach tasks, POS-loan limits) and leaves an HTML report
+    (work directory, report.html) for readers without Grafana. With --keep-running a worker
+    then serves the HTTP API until Ctrl-C.
     """
     started = time.monotonic()
     workdir = workdir or settings.data_dir / "demo"
@@ -59,6 +76,7 @@ def command(
     click.echo(f"1/5 simulating {merchants} merchants x {days} days (seed {seed})")
     simulation = simulate(Scenario.default().resized(merchants=merchants, days=days), seed)
     expected = expected_totals(simulation.messages())
+    token = settings.api_token or SecretStr(secrets.token_urlsafe(24))
 
     with running_broker(settings.partitions) as broker:
         demo_settings = settings.model_copy(
@@ -70,6 +88,9 @@ def command(
                 "consumer_session_timeout_s": 6.0,
                 "consumer_heartbeat_interval_s": 1.0,
                 "commit_interval_s": 1.0,
+                "web_enabled": True,
+                "web_port": free_port(),
+                "api_token": token,
             }
         )
         click.echo(f"2/5 broker on {broker.url}; warehouse at {demo_settings.warehouse_dir}")
@@ -100,14 +121,19 @@ def command(
             status = worker.stop()
             if status != 0:
                 raise click.ClickException(f"worker exited with status {status}; see {worker_log}")
-    click.echo("5/5 stopped broker and worker; reading the warehouse")
-    with open_warehouse(demo_settings) as warehouse:
-        found = warehouse_totals(warehouse)
-        click.echo(render_summary(warehouse, found, expected, simulation))
-        report = write_report(
-            warehouse, workdir / "report.html", timezone=settings.business_timezone
-        )
-    click.echo(f"report for readers without Grafana: {report}")
-    click.echo(f"demo finished in {time.monotonic() - started:.0f} s")
-    if not found.matches(expected):
-        raise click.ClickException("warehouse totals differ from the published events")
+        click.echo("5/5 worker stopped; reading the warehouse")
+        with open_warehouse(demo_settings) as warehouse:
+            found = warehouse_totals(warehouse)
+            click.echo(render_summary(warehouse, found, expected, simulation))
+            report = write_report(
+                warehouse, workdir / "report.html", timezone=settings.business_timezone
+            )
+            examples = api_examples(warehouse)
+        click.echo(f"report for readers without Grafana: {report}")
+        click.echo(f"demo finished in {time.monotonic() - started:.0f} s")
+        if not found.matches(expected):
+            raise click.ClickException("warehouse totals differ from the published events")
+        if keep_running:
+            # The embedded warehouse admits one process at a time: the worker that serves the
+            # API starts after the summary was read (it restores its tables from the broker).
+            serve_until_interrupted(demo_settings, workdir / "worker-api.log", examples)
