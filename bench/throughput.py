@@ -131,6 +131,7 @@ def run_pipeline(broker: LocalBroker, backlog: Backlog, workdir: Path, timeout_s
         consumer_heartbeat_interval_s=1.0,
         commit_interval_s=0.5,
         web_enabled=False,  # throughput of the pipeline; the API is measured on its own
+        broker_probe_end_offsets=True,  # the local tansu reports end offsets short
     )
     with open_warehouse(settings) as warehouse:
         migrate(warehouse)

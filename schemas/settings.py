@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         default=4, description="Partitions of every topic (inputs, outputs and tables alike)."
     )
     replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+    broker_probe_end_offsets: bool = Field(
+        default=False,
+        description="Check the end offsets the broker reports by reading past them (for a "
+        "broker that reports them short, like the local tansu; off for Kafka).",
+    )
     data_dir: Path = Field(
         default=Path(".merchant-monitor"),
         description="Local state: embedded warehouse, table stores, broker logs.",

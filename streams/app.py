@@ -22,6 +22,7 @@ from streams.alerting import DetectionStage
 from streams.api import ApiRoutes, register_api, web_config
 from streams.bootstrap import attach_bootstrap
 from streams.codec import encode
+from streams.compat import install_end_offset_probe
 from streams.errors import StreamsError
 from streams.metrics import PipelineMetrics
 from streams.processor import BatchProcessor
@@ -83,6 +84,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
 def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     """Build the Faust app wired to ``writer`` (a warehouse)."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    if settings.broker_probe_end_offsets:
+        install_end_offset_probe(settings.bootstrap_servers)
     app = faust.App(settings.app_id, **faust_config(settings))
     source = app.topic(
         topics.POS_TRANSACTIONS,

@@ -91,6 +91,7 @@ def command(
                 "web_enabled": True,
                 "web_port": free_port(),
                 "api_token": token,
+                "broker_probe_end_offsets": True,  # tansu reports end offsets short
             }
         )
         click.echo(f"2/5 broker on {broker.url}; warehouse at {demo_settings.warehouse_dir}")

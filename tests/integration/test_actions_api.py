@@ -100,6 +100,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             sink_flush_interval_s=0.5,
             web_port=port,
             api_token=token,
+            broker_probe_end_offsets=True,
             outreach_manager_capacity_per_day=1,
         )
         with open_warehouse(settings) as warehouse:

@@ -52,6 +52,7 @@ def test_both_workers_answer_for_every_merchant(fresh_broker: LocalBroker, tmp_p
             sink_flush_interval_s=0.5,
             web_port=port,
             api_token=token,
+            broker_probe_end_offsets=True,
         )
         with open_warehouse(settings) as warehouse:
             migrate(warehouse)
