@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint format unit integration schemas bench audit clean stack-up stack-down
+.PHONY: help install demo test lint format unit integration schemas bench chaos audit clean stack-up stack-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -49,6 +49,9 @@ integration: install ## integration tests only (they start the broker and wareho
 
 bench: install ## benchmarks (about 12 min on 2 cores): bench.json and docs/benchmarks.md
 	$(BIN)/python -m bench
+
+chaos: install ## replay 200k events while SIGKILLing the worker 5 times, then verify (about 4 min)
+	$(BIN)/merchant-monitor chaos
 
 audit: install ## check installed dependencies for known vulnerabilities
 	$(BIN)/python -m pip install --quiet 'pip-audit>=2.7,<3'

@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -159,6 +160,18 @@ class LocalBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): to clients it hangs, as in a network partition. The
+        local broker keeps its data in memory only, so a real restart would lose the topics;
+        a pause is the outage we can rehearse here without losing them."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused broker run again (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def wait(self) -> int:
         """Block until the broker exits; returns its exit status."""

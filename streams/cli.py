@@ -27,6 +27,8 @@ COMMAND_MODULES = {
     "evaluate": "evaluate",
     "backtest": "backtest",
     "backfill": "backfill",
+    "verify": "verify",
+    "chaos": "chaos",
     "dashboards": "dashboards",
     "report": "report",
 }

@@ -76,6 +76,15 @@ class WorkerProcess:
                 process.wait()
         return process.returncode
 
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would end it: no flush, no commit, no goodbye."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.kill()
+        return process.wait()
+
     def __enter__(self) -> WorkerProcess:
         return self.start()
 

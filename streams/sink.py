@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from streams.errors import WarehouseError
@@ -14,6 +15,26 @@ log = logging.getLogger(__name__)
 
 class RowWriter(Protocol):
     def insert(self, table: str, rows: list[Mapping[str, Any]]) -> int: ...
+
+
+#: Relative to the data directory: while this file exists, the worker's warehouse is "down".
+OUTAGE_DRILL_FILE = Path("drills") / "warehouse-down"
+
+
+class OutageDrill:
+    """Wraps a writer: while the file ``switch`` exists, every insert fails as if the warehouse
+    were down. Operators (and the outage test) use it to rehearse a warehouse outage on a live
+    worker: rows must wait in the sink, consumption must slow to a stop when the buffer is
+    full, and everything must arrive once the file is gone (docs/reliability.md)."""
+
+    def __init__(self, writer: RowWriter, switch: Path) -> None:
+        self.writer = writer
+        self.switch = switch
+
+    def insert(self, table: str, rows: list[Mapping[str, Any]]) -> int:
+        if self.switch.exists():
+            raise WarehouseError(f"outage drill: {self.switch} exists")
+        return self.writer.insert(table, rows)
 
 
 class WarehouseSink:

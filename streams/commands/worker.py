@@ -8,6 +8,7 @@ import faust
 from schemas.settings import Settings
 from streams.app import create_monitor
 from streams.migrations import check_migrated
+from streams.sink import OUTAGE_DRILL_FILE, OutageDrill
 from streams.warehouse import open_warehouse
 
 
@@ -20,12 +21,15 @@ def command(settings: Settings) -> None:
     alerts, dead letters and metrics to the warehouse and the output topics.
 
     Needs the broker (MONITOR_BROKER_URL) and a migrated warehouse (`merchant-monitor db
-    migrate`). Stops gracefully on SIGTERM or Ctrl-C, flushing buffered rows first.
+    migrate`). Stops gracefully on SIGTERM or Ctrl-C, flushing buffered rows first. While the
+    file MONITOR_DATA_DIR/drills/warehouse-down exists, warehouse writes fail as in an outage
+    (a drill: rows wait and are retried, consumption stops when the buffer is full).
     """
     warehouse = open_warehouse(settings)
     try:
         check_migrated(warehouse)
-        monitor = create_monitor(settings, warehouse)
+        drill = OutageDrill(warehouse, settings.data_dir / OUTAGE_DRILL_FILE)
+        monitor = create_monitor(settings, drill)
         worker = faust.Worker(monitor.app, loglevel=settings.log_level.lower(), quiet=True)
         worker.execute_from_commandline()
     finally:
