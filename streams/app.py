@@ -138,9 +138,6 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         ),
     )
     processor.snapshot_handlers.append(detection.on_snapshots)
-    # -- backfill bootstrap (MONITOR_BOOTSTRAP_DIR; streams/bootstrap.py, docs/backfill.md) --
-    attach_bootstrap(settings, app, processor, detection)
-    # -- end backfill bootstrap --
     metrics = PipelineMetrics(processor, sink)
 
     def table(name: str, help_text: str) -> faust.Table:
@@ -174,6 +171,8 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         action_params,
     )
     detection.day_handlers.append(actions.on_day)
+    # Backfill bootstrap (MONITOR_BOOTSTRAP_DIR; streams/bootstrap.py, docs/backfill.md).
+    attach_bootstrap(settings, app, processor, detection, actions)
     desk = ManagerDesk(
         table(MANAGER_QUEUE_TABLE, "Each account manager's open and queued tasks."),
         app.topic(topics.OUTREACH_TASKS, key_type=bytes, value_type=bytes),

@@ -19,11 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from detectors.actions import ActionParams, ActionState, on_day_closed
 from detectors.features import BusinessCalendar, DaySnapshot, FeatureParams, encode_state
-from detectors.pipeline import MonitorModels, MonitorParams
-from schemas.warehouse import AlertRow
+from detectors.outreach import SuccessModel
+from detectors.pipeline import DayScores, MonitorModels, MonitorParams
+from detectors.state import DetectorState
+from schemas.outputs import Alert
+from schemas.warehouse import AlertRow, PosLoanLimitRow
+from streams.actions import limit_payload
 from streams.backtest import _acct_until, _until
 from streams.bootstrap import write_bootstrap
+from streams.codec import encode
 from streams.errors import InputFileError
 from streams.history import AccountColumns, History, PosColumns, run
 from streams.history_files import BadRow, Loaded, read_accounts, read_pos
@@ -118,6 +124,7 @@ def backfill(
     insert: Insert | None = None,
     progress: bool = True,
     params: MonitorParams | None = None,
+    action_params: ActionParams | None = None,
 ) -> BackfillReport:
     """Run the history through ``through`` and write ``out`` (and rows through ``insert``).
 
@@ -159,6 +166,32 @@ def backfill(
         report.merchant_days += 1
         line.update(report.merchant_days)
 
+    # The action stage runs too, so limits keep their turnover history (and their current
+    # value) across the bootstrap; without profiles there is no account manager, so no tasks.
+    action_params = action_params or ActionParams()
+    success = SuccessModel.from_params(action_params.outreach)
+    action_states: dict[str, ActionState] = {}
+    limits: dict[str, bytes] = {}
+
+    def on_day(
+        snap: DaySnapshot, detector: DetectorState, alerts: list[Alert], scores: DayScores | None
+    ) -> None:
+        state, actions = on_day_closed(
+            action_states.get(snap.merchant_id),
+            snap,
+            scores,
+            alerts,
+            detector,
+            success,
+            action_params,
+        )
+        action_states[snap.merchant_id] = state
+        if actions.limit is not None:
+            state.limit.version += 1
+            limit = limit_payload(snap.merchant_id, state.limit.version, actions.limit)
+            rows.add("pos_loan_limits", PosLoanLimitRow.from_limit(limit).model_dump())
+            limits[snap.merchant_id] = encode(limit)
+
     models = MonitorModels()
     began = time.perf_counter()
     result = run(
@@ -168,6 +201,7 @@ def backfill(
         models,
         through_day=through_day,
         on_snapshot=on_snapshot,
+        on_day=on_day,
     )
     line.update(report.merchant_days, final=True)
     began_writes = time.perf_counter()
@@ -179,7 +213,13 @@ def backfill(
     rows.flush()
     ids = history.merchant_ids
     states = [
-        (ids[m], encode_state(state), result.detector_states[m].encode())
+        (
+            ids[m],
+            encode_state(state),
+            result.detector_states[m].encode(),
+            action_states.get(ids[m], ActionState()).encode(),
+            limits.get(ids[m]),
+        )
         for m, state in result.feature_states.items()
     ]
     report.merchants = len(states)
@@ -193,6 +233,7 @@ def backfill(
         "bad_rows": len(report.bad_rows),
         "merchant_days": report.merchant_days,
         "alerts": report.alerts,
+        "limits": len(limits),
     }
     report.manifest = write_bootstrap(out, through, fp, states, models, counts)
     ended = time.perf_counter()

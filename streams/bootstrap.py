@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from aiokafka.partitioner import murmur2
 
+from detectors.actions import ACTION_STATE_FORMAT
 from detectors.features import FORMAT_VERSION, BusinessCalendar, FeatureParams
 from detectors.pipeline import MODELS_FORMAT, MonitorModels
 from detectors.state import STATE_FORMAT
@@ -38,12 +39,13 @@ if TYPE_CHECKING:
     import faust
 
     from schemas.settings import Settings
+    from streams.actions import ActionStage
     from streams.alerting import DetectionStage
     from streams.processor import BatchProcessor
 
 log = logging.getLogger(__name__)
 
-FORMAT = "merchant-monitor-bootstrap/1"
+FORMAT = "merchant-monitor-bootstrap/2"
 MANIFEST = "manifest.json"
 STATES_FILE = "bootstrap.parquet"
 MODELS_FILE = "detector-models.bin"
@@ -52,6 +54,8 @@ STATES_SCHEMA = pa.schema(
         ("merchant_id", pa.string()),
         ("feature_state", pa.binary()),
         ("detector_state", pa.binary()),
+        ("action_state", pa.binary()),
+        ("limit", pa.binary()),
     ]
 )
 #: Table writes between yields to the event loop while seeding (lets the changelog drain).
@@ -92,11 +96,12 @@ def write_bootstrap(
     directory: Path,
     through: date,
     params: FeatureParams,
-    states: Iterable[tuple[str, bytes, bytes]],
+    states: Iterable[tuple[str, bytes, bytes, bytes, bytes | None]],
     models: MonitorModels,
     counts: Mapping[str, int],
 ) -> dict[str, Any]:
-    """Write the directory; ``states`` are (merchant id, ``encode_state``, detector ``encode``).
+    """Write the directory; ``states`` are (merchant id, ``encode_state``, detector state,
+    action state, the last published limit's JSON or None).
 
     The manifest is removed first and written last, so a directory left half-written by a
     crash has none and no worker accepts it.
@@ -109,6 +114,8 @@ def write_bootstrap(
             "merchant_id": [r[0] for r in rows],
             "feature_state": [r[1] for r in rows],
             "detector_state": [r[2] for r in rows],
+            "action_state": [r[3] for r in rows],
+            "limit": [r[4] for r in rows],
         },
         schema=STATES_SCHEMA,
     )
@@ -124,6 +131,7 @@ def write_bootstrap(
         "lateness_days": params.lateness_days,
         "feature_state_format": FORMAT_VERSION,
         "detector_state_format": STATE_FORMAT,
+        "action_state_format": ACTION_STATE_FORMAT,
         "models_format": MODELS_FORMAT,
         "merchants": len(rows),
         "counts": dict(counts),
@@ -175,6 +183,7 @@ class Bootstrap:
         expected = {
             "feature_state_format": FORMAT_VERSION,
             "detector_state_format": STATE_FORMAT,
+            "action_state_format": ACTION_STATE_FORMAT,
             "models_format": MODELS_FORMAT,
             "business_timezone": params.business_timezone,
         }
@@ -224,8 +233,9 @@ class Bootstrap:
             self._partitions[count] = found
         return found
 
-    def states(self, partitions: set[int], count: int) -> Iterator[tuple[bytes, int, bytes, bytes]]:
-        """(key, partition, feature state, detector state) of the merchants of ``partitions``."""
+    def states(self, partitions: set[int], count: int) -> Iterator[tuple[Any, ...]]:
+        """(key, partition, feature state, detector state, action state, limit JSON or None) of
+        the merchants of ``partitions``."""
         if not partitions:
             return
         of_row = self.partitions(count)
@@ -234,10 +244,13 @@ class Bootstrap:
         for batch in pq.ParquetFile(self.directory / STATES_FILE).iter_batches(_ROW_GROUP_ROWS):
             rows = np.flatnonzero(wanted[start : start + batch.num_rows]).tolist()
             if rows:
-                ids, features, detectors = (batch.column(c).to_pylist() for c in range(3))
+                ids, features, detectors, actions, limits = (
+                    batch.column(c).to_pylist() for c in range(5)
+                )
                 for i in rows:
                     key = ids[i].encode()
-                    yield key, int(of_row[start + i]), features[i], detectors[i]
+                    p = int(of_row[start + i])
+                    yield key, p, features[i], detectors[i], actions[i], limits[i]
             start += batch.num_rows
 
 
@@ -260,11 +273,16 @@ async def seed_table(table: Any, entries: Iterable[tuple[bytes, int, bytes]]) ->
 
 
 def attach_bootstrap(
-    settings: Settings, app: faust.App, processor: BatchProcessor, detection: DetectionStage
+    settings: Settings,
+    app: faust.App,
+    processor: BatchProcessor,
+    detection: DetectionStage,
+    actions: ActionStage | None = None,
 ) -> Bootstrap | None:
     """Wire ``settings.bootstrap_dir`` (if set) into a worker: verify it (BootstrapError stops
-    the start), install its models if the worker has none, seed both state tables after each
-    recovery, and make the processor skip the events of the days it covers."""
+    the start), install its models if the worker has none, seed the state tables after each
+    recovery (and publish the seeded limits), and make the processor skip the events of the
+    days it covers."""
     if settings.bootstrap_dir is None:
         return None
     bootstrap = Bootstrap.open(settings.bootstrap_dir, processor.params)
@@ -284,7 +302,7 @@ def attach_bootstrap(
             processor.table,
             (
                 (key, p, p.to_bytes(2, "big") + feature)
-                for key, p, feature, _ in bootstrap.states(parts, count)
+                for key, p, feature, *_ in bootstrap.states(parts, count)
             ),
         )
         log.info(
@@ -299,7 +317,7 @@ def attach_bootstrap(
         parts = assigned()
         written, kept = await seed_table(
             detection.table,
-            ((key, p, state) for key, p, _, state in bootstrap.states(parts, count)),
+            ((key, p, state) for key, p, _, state, *_ in bootstrap.states(parts, count)),
         )
         log.info("bootstrap: seeded %d detector states (%d already held)", written, kept)
 
@@ -307,6 +325,31 @@ def attach_bootstrap(
     # partitions resume, so a recovered (newer) state is seen and no event precedes the seed.
     processor.table.on_recover(seed_features)
     detection.table.on_recover(seed_detectors)
+    if actions is not None:
+        stage = actions
+
+        async def seed_actions() -> None:
+            parts = assigned()
+            written, kept = await seed_table(
+                stage.table,
+                ((key, p, state) for key, p, _, _, state, _ in bootstrap.states(parts, count)),
+            )
+            log.info("bootstrap: seeded %d action states (%d already held)", written, kept)
+
+        async def seed_limits() -> None:
+            # The POS-loan product reads the compacted topic: a seeded limit is published too.
+            seeded = []
+            for key, p, *_, limit in bootstrap.states(assigned(), count):
+                if limit is not None and stage.limits_table.get(key) is None:
+                    with in_partition(p):
+                        stage.limits_table[key] = limit
+                    seeded.append((key, limit))
+            for key, limit in seeded:
+                await stage.limits_topic.send(key=key, value=limit)
+            log.info("bootstrap: seeded and published %d POS-loan limits", len(seeded))
+
+        stage.table.on_recover(seed_actions)
+        stage.limits_table.on_recover(seed_limits)
     log.info(
         "bootstrap %s verified: events through %s are skipped (the backfill counted them)",
         bootstrap.directory,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from detectors.actions import ActionParams
 from detectors.features import FeatureParams
 from schemas.settings import Settings
 from streams.backfill import backfill
@@ -108,6 +109,7 @@ def command(
             params,
             insert=store.insert if store is not None else None,
             progress=progress,
+            action_params=ActionParams.from_settings(settings),
         )
     finally:
         if store is not None:

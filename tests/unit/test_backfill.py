@@ -12,12 +12,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from click.testing import CliRunner
 from faust.streams import current_event
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
+from detectors.actions import ActionState
 from detectors.features import (
     BusinessCalendar,
     FeatureParams,
@@ -156,11 +158,24 @@ def test_backfill_writes_states_models_manifest_and_rows(
     everyone = set(range(4))
     states = list(bootstrap.states(everyone, 4))
     assert len(states) == report.merchants > 0
-    for key, partition, feature, detector in states:
+    limits = 0
+    for key, partition, feature, detector, action, limit in states:
         assert partition == partition_of(key.decode(), 4)
         state = decode_state(feature)
         assert state.closed_through == through_day  # every day through it closed, silent too
         assert DetectorState.decode(detector).first_day >= 0
+        # the limit policy's turnover history comes along, and the last published limit
+        kept = ActionState.decode(action)
+        assert kept.limit.observed_days > 0
+        if limit is not None:
+            limits += 1
+            published = orjson.loads(limit)
+            assert published["merchant_id"] == key.decode()
+            assert (published["version"], published["limit_fen"]) == (
+                kept.limit.version,
+                kept.limit.limit_fen,
+            )
+    assert len(writer.rows.get("pos_loan_limits", [])) >= limits  # every version, for audit
     MonitorModels.from_bytes((tmp_path / "out" / MODELS_FILE).read_bytes())
 
     daily = writer.rows["merchant_daily"]
@@ -170,6 +185,24 @@ def test_backfill_writes_states_models_manifest_and_rows(
     applied = sum(r["version"] // 2 for r in daily)
     assert applied <= report.events  # duplicates count once
     assert {"model_metrics"} <= writer.rows.keys()
+
+
+def test_backfilled_limits_come_with_their_history_and_last_version(tmp_path: Path) -> None:
+    simulation = simulate(Scenario.default().resized(merchants=20, days=130), seed=4)
+    simulation.write(tmp_path / "sim")
+    writer = _Writer()
+    through = simulation.start + timedelta(days=120)
+    _backfill(tmp_path / "sim", tmp_path / "out", through, writer)
+    bootstrap = Bootstrap.open(tmp_path / "out", PARAMS)
+    seeded = [row for row in bootstrap.states(set(range(4)), 4) if row[5] is not None]
+    assert seeded, "four months of turnover earn some merchants a limit"
+    versions = {(r["merchant_id"], r["version"]) for r in writer.rows["pos_loan_limits"]}
+    for key, _, _, _, action, limit in seeded:
+        published = orjson.loads(limit)
+        kept = ActionState.decode(action).limit
+        assert kept.version == published["version"] >= 1
+        # every version up to the seeded one went to the warehouse
+        assert {(key.decode(), v) for v in range(1, kept.version + 1)} <= versions
 
 
 def test_backfill_then_live_events_equals_the_whole_history(
@@ -182,7 +215,7 @@ def test_backfill_then_live_events_equals_the_whole_history(
     through_day = BusinessCalendar.day_of_date(through)
     _backfill(directory, tmp_path / "out", through)
     bootstrap = Bootstrap.open(tmp_path / "out", PARAMS)
-    states = {k.decode(): decode_state(f) for k, _, f, _ in bootstrap.states({0}, 1)}
+    states = {k.decode(): decode_state(f) for k, _, f, *_ in bootstrap.states({0}, 1)}
 
     history = from_simulation(simulation, PARAMS)
     ids = history.merchant_ids
@@ -328,14 +361,14 @@ def test_seeding_writes_only_missing_keys_on_their_partition(bootstrap_dir: Path
     mine = {1, 3}
     entries = list(bootstrap.states(mine, 4))
     assert entries
-    assert {p for _, p, _, _ in entries} <= mine
+    assert {p for _, p, *_ in entries} <= mine
     table = _Table()
     newer_key = entries[0][0]
     dict.__setitem__(table, newer_key, b"newer")
-    written, kept = asyncio.run(seed_table(table, ((k, p, f) for k, p, f, _ in entries)))
+    written, kept = asyncio.run(seed_table(table, ((k, p, f) for k, p, f, *_ in entries)))
     assert (written, kept) == (len(entries) - 1, 1)
     assert table[newer_key] == b"newer"
-    for key, partition, feature, _ in entries[1:]:
+    for key, partition, feature, *_ in entries[1:]:
         assert table[key] == feature
         assert table.partitions[key] == partition
 
