@@ -1,11 +1,9 @@
 """Outreach policy (客户经理任务): which tasks to propose, how to rank them, each manager's queue.
 
-Two halves, both pure. The merchant side (``propose``) turns a closed merchant-day into task
-proposals, at most one per merchant and type within the cooldown and never while one is open
-(``TaskSlots``). The manager side (``admit``, ``roll_day``, ``close``) keeps each manager's open
-tasks and an overflow queue (``ManagerQueue``): at most ``manager_capacity_per_day`` tasks open per
-business day, the rest wait by priority and are never dropped. Outcomes come back through
-``close`` and teach ``SuccessModel`` how likely each kind of task is to succeed.
+The merchant side, pure: ``propose`` turns a closed merchant-day into task proposals, at most one
+per merchant and type within the cooldown and never while one is open (``TaskSlots``). The
+manager side (each manager's queue, capacity, expiry) is ``detectors.manager_queue``. Outcomes
+teach ``SuccessModel`` how likely each kind of task is to succeed.
 
 Priority, in [0, 1], is ``weight_value * value_score + weight_urgency * urgency +
 weight_likelihood * likelihood_of_success`` with ``value_score = 1 - exp(-value_at_stake_fen /
@@ -32,13 +30,10 @@ Examples
 ...     credit_alert_opened=None, credit_score=0.1, lifecycle_stage="decline",
 ...     has_pos_loan=False, limit_eligible=False, limit_fen=0, facility_fen=0,
 ...     other_lender_repayments_30d=0)
->>> slots, queue, model = TaskSlots(), ManagerQueue("AM7"), SuccessModel.from_params(params)
+>>> slots, model = TaskSlots(), SuccessModel.from_params(params)
 >>> [p] = propose(slots, signals, model, params)
 >>> p.task_id, p.due_working_days, round(p.priority, 3)
 ('M1:retention_visit:20260216', 2, 0.618)
->>> [u] = admit(queue, p, params)
->>> u.status.value, u.due_date.isoformat()  # opened Monday: due Wednesday
-('open', '2026-02-18')
 >>> propose(slots, signals, model, params)  # one open already: nothing more
 []
 """
@@ -46,8 +41,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import heapq
-import json
 import math
 import re
 import struct
@@ -115,7 +108,6 @@ _ID = re.compile(ID_PATTERN)
 _MAX_TEXT = 500
 
 SLOTS_FORMAT = 1
-QUEUE_FORMAT = 1
 _SLOTS = struct.Struct("<B" + "iB" * len(TASK_TYPES))
 
 
@@ -544,26 +536,28 @@ class TaskProposal:
                 raise TypeError("features must be an object")
             alert = data["source_alert_id"]
             return cls(
-                task_id=_typed(data, "task_id", str),
-                merchant_id=_typed(data, "merchant_id", str),
-                manager_id=_typed(data, "manager_id", str),
+                task_id=typed_field(data, "task_id", str),
+                merchant_id=typed_field(data, "merchant_id", str),
+                manager_id=typed_field(data, "manager_id", str),
                 task_type=TaskType(data["task_type"]),
-                day=_typed(data, "day", int),
-                value_at_stake_fen=_typed(data, "value_at_stake_fen", int),
+                day=typed_field(data, "day", int),
+                value_at_stake_fen=typed_field(data, "value_at_stake_fen", int),
                 urgency=_number(data["urgency"]),
                 likelihood_of_success=_number(data["likelihood_of_success"]),
                 priority=_number(data["priority"]),
-                due_working_days=_typed(data, "due_working_days", int),
-                reason=_typed(data, "reason", str),
-                suggested_action=_typed(data, "suggested_action", str),
-                source_alert_id=None if alert is None else _typed(data, "source_alert_id", str),
+                due_working_days=typed_field(data, "due_working_days", int),
+                reason=typed_field(data, "reason", str),
+                suggested_action=typed_field(data, "suggested_action", str),
+                source_alert_id=None
+                if alert is None
+                else typed_field(data, "source_alert_id", str),
                 features={str(k): _number(v) for k, v in features.items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateDecodeError(f"not a task proposal: {exc}") from exc
 
 
-def _typed(data: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
+def typed_field(data: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
     value = data[name]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise TypeError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
@@ -815,186 +809,3 @@ def propose(
         out.append(_proposal(task_type, alert_id, signals, manager_id, state, success, params))
         slots.mark(task_type, day)
     return out
-
-
-# --- the manager side ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ManagerQueue:
-    """One manager's tasks: open ones (with the day each opened), the overflow queue, and the
-    ids of tasks done in the last ``cooldown_days`` days (so a replayed proposal stays ignored).
-
-    ``day`` is the latest business day seen and ``opened_today`` how many tasks opened on it.
-    """
-
-    manager_id: str = ""
-    day: int = -1
-    opened_today: int = 0
-    opened: dict[str, tuple[TaskProposal, int]] = field(default_factory=dict)
-    queued: dict[str, TaskProposal] = field(default_factory=dict)
-    done: dict[str, int] = field(default_factory=dict)
-
-    def knows(self, task_id: str) -> bool:
-        return task_id in self.opened or task_id in self.queued or task_id in self.done
-
-    def encode(self) -> bytes:
-        """Format byte, then compact JSON."""
-        body = {
-            "manager_id": self.manager_id,
-            "day": self.day,
-            "opened_today": self.opened_today,
-            "opened": [[p.to_dict(), d] for p, d in self.opened.values()],
-            "queued": [p.to_dict() for p in self.queued.values()],
-            "done": self.done,
-        }
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return bytes([QUEUE_FORMAT]) + text.encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> ManagerQueue:
-        if data[:1] != bytes([QUEUE_FORMAT]):
-            raise StateDecodeError(f"not a manager queue of format {QUEUE_FORMAT}")
-        try:
-            body = json.loads(data[1:])
-            opened = {}
-            for item, opened_day in body["opened"]:
-                proposal = TaskProposal.from_dict(item)
-                opened[proposal.task_id] = (proposal, _typed({"d": opened_day}, "d", int))
-            queued = [TaskProposal.from_dict(item) for item in body["queued"]]
-            done = {str(k): _typed(body["done"], k, int) for k in body["done"]}
-            return cls(
-                manager_id=_typed(body, "manager_id", str),
-                day=_typed(body, "day", int),
-                opened_today=_typed(body, "opened_today", int),
-                opened=opened,
-                queued={p.task_id: p for p in queued},
-                done=done,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateDecodeError(f"not a manager queue: {exc}") from exc
-
-
-def _rank(proposal: TaskProposal) -> tuple[float, int, str]:
-    """Queue order: highest priority first, then the oldest, then by id (deterministic)."""
-    return (-proposal.priority, proposal.day, proposal.task_id)
-
-
-def _open_update(proposal: TaskProposal, opened_day: int) -> TaskUpdate:
-    due = due_date(opened_day, proposal.due_working_days)
-    return TaskUpdate(proposal, TaskStatus.OPEN, opened_day, due)
-
-
-def _fill(queue: ManagerQueue, params: OutreachParams) -> list[TaskUpdate]:
-    """Open queued tasks by priority while today's capacity allows."""
-    free = params.manager_capacity_per_day - queue.opened_today
-    if free <= 0 or not queue.queued:
-        return []
-    chosen = heapq.nsmallest(free, queue.queued.values(), key=_rank)
-    for proposal in chosen:
-        del queue.queued[proposal.task_id]
-        queue.opened[proposal.task_id] = (proposal, queue.day)
-    queue.opened_today += len(chosen)
-    return [_open_update(p, queue.day) for p in chosen]
-
-
-def _cancel(queue: ManagerQueue, task_id: str, day: int) -> TaskUpdate:
-    """Take a task (open or queued) off the queue as cancelled; its id is remembered."""
-    if task_id in queue.opened:
-        proposal, opened_day = queue.opened.pop(task_id)
-        due: date | None = due_date(opened_day, proposal.due_working_days)
-        was_opened: int | None = opened_day
-    else:
-        proposal, was_opened, due = queue.queued.pop(task_id), None, None
-    queue.done[task_id] = day
-    return TaskUpdate(proposal, TaskStatus.CANCELLED, was_opened, due, day)
-
-
-def _expire(queue: ManagerQueue, day: int, params: OutreachParams) -> list[TaskUpdate]:
-    """Open tasks without an outcome ``task_expiry_days`` after they opened are cancelled."""
-    stale = [
-        task_id
-        for task_id, (_, opened_day) in queue.opened.items()
-        if day - opened_day >= params.task_expiry_days
-    ]
-    return [_cancel(queue, task_id, day) for task_id in sorted(stale)]
-
-
-def _supersede(queue: ManagerQueue, proposal: TaskProposal) -> list[TaskUpdate]:
-    """An older task of the same merchant and type (open or queued) gives way to a new one."""
-    older = [
-        p.task_id
-        for p in [*(p for p, _ in queue.opened.values()), *queue.queued.values()]
-        if p.merchant_id == proposal.merchant_id and p.task_type is proposal.task_type
-    ]
-    return [_cancel(queue, task_id, proposal.day) for task_id in sorted(older)]
-
-
-def roll_day(queue: ManagerQueue, day: int, params: OutreachParams) -> list[TaskUpdate]:
-    """A new business day: queued tasks open by priority up to capacity on each day passed.
-
-    Days between the last one seen and ``day`` count too (queued work would have opened on
-    them); an older or equal ``day`` changes nothing. Done ids older than the cooldown are
-    forgotten.
-    """
-    if day <= queue.day:
-        return []
-    updates: list[TaskUpdate] = []
-    current = queue.day + 1 if queue.day >= 0 else day
-    while current < day and queue.queued:
-        queue.day, queue.opened_today = current, 0
-        updates += _fill(queue, params)
-        current += 1
-    queue.day, queue.opened_today = day, 0
-    updates += _fill(queue, params)
-    updates += _expire(queue, day, params)
-    horizon = day - params.cooldown_days
-    queue.done = {task_id: d for task_id, d in queue.done.items() if d >= horizon}
-    return updates
-
-
-def admit(queue: ManagerQueue, proposal: TaskProposal, params: OutreachParams) -> list[TaskUpdate]:
-    """A proposal arrives: roll to its day if newer, then open it if capacity allows, else queue.
-
-    A known task id is ignored (replays are idempotent). An older task of the same merchant
-    and type still open or queued is cancelled (superseded). Returns the updates to publish:
-    tasks opened or expired by the roll, superseded ones, then this task (open or queued).
-    """
-    if queue.knows(proposal.task_id):
-        return []
-    if not queue.manager_id:
-        queue.manager_id = proposal.manager_id
-    updates = roll_day(queue, proposal.day, params)
-    updates += _supersede(queue, proposal)
-    queue.queued[proposal.task_id] = proposal
-    opened = _fill(queue, params)
-    if proposal.task_id in queue.queued:
-        updates.append(TaskUpdate(proposal, TaskStatus.QUEUED))
-    return updates + opened
-
-
-def close(
-    queue: ManagerQueue, task_id: str, outcome: OutcomeKind, day: int
-) -> tuple[TaskProposal | None, list[TaskUpdate]]:
-    """An outcome: the open or queued task is done. Unknown or already done: ``(None, [])``."""
-    if task_id in queue.opened:
-        proposal, opened_day = queue.opened.pop(task_id)
-        due: date | None = due_date(opened_day, proposal.due_working_days)
-    elif task_id in queue.queued:
-        proposal, opened_day, due = queue.queued.pop(task_id), -1, None
-    else:
-        return None, []
-    queue.done[task_id] = day
-    was_opened = opened_day if due is not None else None
-    return proposal, [TaskUpdate(proposal, TaskStatus.DONE, was_opened, due, day, outcome)]
-
-
-def open_tasks(queue: ManagerQueue) -> list[TaskUpdate]:
-    """Open tasks, highest priority first (the answer of ``GET /managers/{id}/tasks``)."""
-    ranked = sorted(queue.opened.values(), key=lambda item: _rank(item[0]))
-    return [_open_update(p, d) for p, d in ranked]
-
-
-def queued_tasks(queue: ManagerQueue) -> list[TaskUpdate]:
-    """Queued tasks in the order they will open."""
-    return [TaskUpdate(p, TaskStatus.QUEUED) for p in sorted(queue.queued.values(), key=_rank)]

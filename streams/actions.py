@@ -30,17 +30,8 @@ from detectors.base import StateDecodeError
 from detectors.features import DaySnapshot
 from detectors.features.params import BusinessCalendar
 from detectors.limits import LimitDecision
-from detectors.outreach import (
-    ManagerQueue,
-    OutreachParams,
-    SuccessModel,
-    TaskProposal,
-    TaskUpdate,
-    admit,
-    close,
-    open_tasks,
-    roll_day,
-)
+from detectors.manager_queue import ManagerQueue, admit, close, open_tasks, roll_day
+from detectors.outreach import OutreachParams, SuccessModel, TaskProposal, TaskUpdate
 from detectors.pipeline import DayScores
 from detectors.state import DetectorState
 from schemas.dashboard_rows import OutreachOutcomeRow

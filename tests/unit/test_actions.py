@@ -18,7 +18,8 @@ from detectors.actions import (
 from detectors.base import DetectorParamsError, StateDecodeError
 from detectors.features import DaySnapshot, FeatureParams
 from detectors.limits import LimitParams
-from detectors.outreach import ManagerQueue, SuccessModel, TaskProposal, admit, roll_day
+from detectors.manager_queue import ManagerQueue, admit, roll_day
+from detectors.outreach import SuccessModel, TaskProposal
 from detectors.pipeline import DayScores, MonitorModels, MonitorParams
 from detectors.state import DetectorState
 from schemas.inputs import OutcomeKind

@@ -16,24 +16,26 @@ from hypothesis import strategies as st
 from detectors.base import DetectorError, DetectorParamsError, StateDecodeError
 from detectors.dormancy import DormancyState
 from detectors.features.params import BusinessCalendar
+from detectors.manager_queue import (
+    ManagerQueue,
+    admit,
+    close,
+    open_tasks,
+    queued_tasks,
+    roll_day,
+)
 from detectors.outreach import (
     CONTACT_TYPES,
     TASK_TYPES,
-    ManagerQueue,
     MerchantSignals,
     OutreachParams,
     SuccessModel,
     TaskProposal,
     TaskSlots,
     TaskUpdate,
-    admit,
-    close,
     due_date,
     is_success,
-    open_tasks,
     propose,
-    queued_tasks,
-    roll_day,
     task_id_for,
     task_type_of,
 )
