@@ -1,10 +1,14 @@
-"""Baseline consumers run as child processes: raw aiokafka, do-nothing Faust, naive Faust table."""
+"""Baseline consumers run as child processes, and the broker delivery probe of bench/latency.py.
+
+raw aiokafka, do-nothing Faust and naive Faust table are the throughput baselines.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +70,43 @@ async def raw_consumer(args: argparse.Namespace, counter: Counter) -> None:
         await consumer.stop()
 
 
+async def delivery_probe(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """Publication-to-delivery delay of the broker alone: a plain aiokafka consumer with Faust's
+    fetch settings (``fetch_max_wait_ms=1500``) reading new records; on SIGTERM it writes
+    (publication time, seconds until delivered) of every record to ``--stats``."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        *args.topics,
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=1500,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    seen: list[tuple[float, float]] = []
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for records in batches.values():
+                seen.extend((r.timestamp / 1000.0, now - r.timestamp / 1000.0) for r in records)
+    finally:
+        await consumer.stop()
+        args.stats.write_text(json.dumps(seen))
+
+
+def run_probe(args: argparse.Namespace) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await delivery_probe(args, stop)
+
+    asyncio.run(main())
+
+
 def faust_app(args: argparse.Namespace, counter: Counter) -> Any:
     import faust
 
@@ -122,15 +163,20 @@ def faust_app(args: argparse.Namespace, counter: Counter) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["raw_consumer", "faust_noop", "faust_naive_table"])
+    parser.add_argument(
+        "kind", choices=["raw_consumer", "faust_noop", "faust_naive_table", "delivery_probe"]
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--topics", nargs="+", required=True)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--expected", type=int, required=True)
+    parser.add_argument("--expected", type=int, default=0)
     parser.add_argument("--stats", type=Path, required=True)
-    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workdir", default=".")
     args = parser.parse_args()
+    if args.kind == "delivery_probe":
+        run_probe(args)
+        return
     counter = Counter(args.expected, args.stats)
     if args.kind == "raw_consumer":
         asyncio.run(raw_consumer(args, counter))

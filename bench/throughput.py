@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import stop_child
 from schemas import topics
 from schemas.settings import Settings
 from streams.broker import LocalBroker, create_topics
@@ -114,7 +114,7 @@ def run_baseline(
     try:
         seconds, _ = _timed_until_consumed(began, broker.bootstrap_servers, group, alive, timeout_s)
     finally:
-        _stop(child)
+        stop_child(child)
     inner = json.loads(stats.read_text()) if stats.exists() else {}
     return Sample(kind, backlog.events, seconds, inner.get("startup_s"), inner.get("processing_s"))
 
@@ -148,17 +148,6 @@ def run_pipeline(broker: LocalBroker, backlog: Backlog, workdir: Path, timeout_s
         log.warning("pipeline worker exited with status %s", status)
     processing = None if first_commit is None else seconds - first_commit
     return Sample("pipeline", backlog.events, seconds, first_commit, processing)
-
-
-def _stop(child: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    if child.poll() is not None:
-        return
-    child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
 
 
 def measure(
