@@ -163,7 +163,7 @@ class DetectorState:
                 (day,) = struct.unpack_from("<i", buf, pos)
                 pos += 4
                 vec = np.frombuffer(buf, dtype="<f2", count=width, offset=pos)
-                queue.append((day, [float(v) for v in vec]))
+                queue.append((day, vec.tolist()))  # Python floats, exact as float(v)
                 pos += 2 * width
             queues.append(queue)
         memory = DormancyMemory(

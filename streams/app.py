@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import faust
+from faust.sensors import Monitor as FaustMonitor
 from faust.types import EventT, StreamT
 
 from detectors.actions import ActionParams
@@ -44,6 +45,39 @@ LIMIT_TABLE = "pos-loan-limit"
 MANAGER_QUEUE_TABLE = "manager-queue"
 #: Internal topic (suffix after the app id) carrying proposals and outcomes to managers.
 TASK_REQUESTS_TOPIC = "task-requests"
+
+
+class QuietMonitor(FaustMonitor):
+    """Faust's statistics sensor without its per-event and per-record bookkeeping.
+
+    Nothing reads those statistics (Faust's statistics pages are off; our own metrics come from
+    the processor's counters), and they cost a few microseconds on every event, acknowledgement,
+    table access and changelog record.
+    """
+
+    def on_message_in(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_message_out(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_table_get(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_table_set(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_send_initiated(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_send_completed(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 @dataclass
@@ -86,7 +120,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     if settings.broker_probe_end_offsets:
         install_end_offset_probe(settings.bootstrap_servers)
-    app = faust.App(settings.app_id, **faust_config(settings))
+    app = faust.App(settings.app_id, monitor=QuietMonitor(), **faust_config(settings))
     source = app.topic(
         topics.POS_TRANSACTIONS,
         topics.ACCOUNT_TRANSACTIONS,

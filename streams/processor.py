@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 import weakref
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,6 +55,7 @@ DECODERS: dict[str, Decoder[Any]] = {
 }
 Item = tuple[EventT[Any], PosTransaction | AccountTransaction]
 SnapshotHandler = Callable[[int, list[DaySnapshot]], None]
+_event_s = itemgetter(0)
 
 
 @dataclass
@@ -125,6 +127,8 @@ class BatchProcessor:
         self._clocks: dict[int, PartitionClock] = {}
         self._align: dict[int, PartitionAlignment] = {}
         self._pending: dict[int, list[tuple[float, int, EventT[Any], Any]]] = {}
+        #: partition -> merchant -> events applied since its state was last written (unacked).
+        self._dirty: dict[int, dict[bytes, list[Item]]] = {}
         self._seq = 0
         self._stream: Any = None
 
@@ -160,9 +164,8 @@ class BatchProcessor:
                 await stream.ack(event)
                 continue
             self._seq += 1
-            heapq.heappush(
-                self._pending.setdefault(message.partition, []),
-                (event_s, self._seq, event, decoded),
+            self._pending.setdefault(message.partition, []).append(
+                (event_s, self._seq, event, decoded)
             )
             partitions.add(message.partition)
         self.counters.events += len(events)
@@ -171,10 +174,13 @@ class BatchProcessor:
         await self.sink.maybe_flush()
 
     async def tick(self) -> None:
-        """Timer work: release held events and close days of partitions that went idle."""
+        """Timer work: release held events, close days of partitions that went idle, and write
+        every changed state (acknowledging the events behind it)."""
         wall = self.wall_clock()
         for partition in list(self._align):
             await self._release(partition, wall)
+        for partition in list(self._dirty):
+            await self._flush(partition)
 
     async def _release(self, partition: int, wall: float) -> None:
         """Apply, in event-time order, the held events that no busy input can precede."""
@@ -187,19 +193,20 @@ class BatchProcessor:
         bound = None if watermark is None else watermark + self.max_skew_s
         if align.all_idle(wall, highwaters):
             bound = float("inf")
-        ready: list[tuple[float, int, EventT[Any], Any]] = []
-        while pending and (
-            (bound is not None and pending[0][0] <= bound) or len(pending) > self.max_pending
-        ):
-            ready.append(heapq.heappop(pending))
+        # Sorting is cheap here: the held events are sorted runs (what was held back last time,
+        # and each input's new records in log order); the seq number breaks ties.
+        pending.sort()
+        n = max(len(pending) - self.max_pending, 0)
+        if bound is not None:
+            n = max(n, bisect_right(pending, bound, key=_event_s))
+        ready = pending[:n]
+        del pending[:n]
         if ready:
             by_merchant: dict[bytes, list[Item]] = {}
             for _, _, event, decoded in ready:
                 by_merchant.setdefault(event.message.key, []).append((event, decoded))
             for key, items in by_merchant.items():
                 await self._apply(key, items)
-            for _, _, event, _ in ready:
-                await self._stream.ack(event)
         await self._advance(partition, wall, watermark)
 
     # -- merchants ---------------------------------------------------------------------------
@@ -210,7 +217,8 @@ class BatchProcessor:
             state = self._load(key)
             touched: set[int] = set()
             closed: list[DaySnapshot] = []
-            late: list[tuple[EventT[Any], str]] = []
+            kept: list[Item] = []  # applied or duplicate: acknowledged once the state is written
+            late: list[tuple[EventT[Any], str]] = []  # unchanged state: acknowledged at once
             for event, decoded in items:
                 state, result = step(state, decoded, self.params)
                 if result.status is StepStatus.APPLIED:
@@ -219,28 +227,35 @@ class BatchProcessor:
                     self.counters.duplicates += 1
                 else:
                     late.append((event, f"{result.reason}: {decoded.event_time.isoformat()}"))
+                    continue
+                kept.append((event, decoded))
                 closed.extend(result.closed)
         except Exception as exc:
             # A bug must not stop the pipeline nor lose events: this merchant's events of the
-            # batch are dead-lettered for replay after a fix and its cached state is dropped
-            # (the table still holds the state before the batch).
+            # batch are dead-lettered for replay after a fix, and its state goes back to what
+            # it was before the batch.
             log.exception("processing merchant %r failed; dead-lettering its batch", key)
-            self._cache.pop(key, None)
+            await self._revert(key, partition)
             for event, _ in items:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
+                await self._stream.ack(event)
             return
-        for event, reason in late:
-            await self._dead_letter(event, Rejected("late", reason))
-        self.counters.applied += len(items) - len(late)
         assert state is not None
         self._members.setdefault(partition, set()).add(key)
-        self._save(key, state, partition)
+        await self._keep(key, state, partition, kept)
+        self.counters.applied += len(items) - len(late)
         merchant_id = state.merchant_id
         for day in touched:
             if day > state.closed_through:
                 row = daily_row(merchant_id, day, day_totals(state, day), closed=False)
                 self.sink.add("merchant_daily", (merchant_id, day), row)
-        self._emit(partition, closed)
+        if closed:
+            # Days closed here move the detector state on: write the feature state with it.
+            self._emit(partition, closed)
+            await self._flush(partition)
+        for event, reason in late:
+            await self._dead_letter(event, Rejected("late", reason))
+            await self._stream.ack(event)
 
     def _load(self, key: bytes) -> MerchantState | None:
         state = self._cache.get(key)
@@ -250,12 +265,57 @@ class BatchProcessor:
                 state = decode_state(raw[2:])
         return state
 
-    def _save(self, key: bytes, state: MerchantState, partition: int) -> None:
+    async def _keep(
+        self, key: bytes, state: MerchantState, partition: int, items: Sequence[Item] = ()
+    ) -> None:
+        """Cache a changed state; it is written to the table, and the events that changed it
+        are acknowledged, at the partition's next flush (a close, the timer) or on eviction."""
         if key not in self._cache and len(self._cache) >= self.cache_size:
-            self._cache.pop(next(iter(self._cache)))
+            oldest = next(iter(self._cache))
+            owner = next((p for p, dirty in self._dirty.items() if oldest in dirty), None)
+            if owner is not None:
+                await self._flush(owner)
+            self._cache.pop(oldest, None)
         self._cache[key] = state
+        self._dirty.setdefault(partition, {}).setdefault(key, []).extend(items)
+
+    async def _flush(self, partition: int) -> None:
+        """Write the partition's changed states, then acknowledge the events behind them.
+
+        One write per merchant and flush instead of one per batch: every write is an encoded
+        state and a changelog record. Unacknowledged events are re-read after a crash, and the
+        table holds the state before them, so nothing is lost or counted twice.
+        """
+        dirty = self._dirty.pop(partition, None)
+        if not dirty:
+            return
+        prefix = partition.to_bytes(2, "big")
         with in_partition(partition):
-            self.table[key] = partition.to_bytes(2, "big") + encode_state(state)
+            for key in dirty:
+                self.table[key] = prefix + encode_state(self._cache[key])
+        for items in dirty.values():
+            for event, _ in items:
+                await self._stream.ack(event)
+
+    async def _revert(self, key: bytes, partition: int) -> None:
+        """After a failed batch: the merchant's state as written, plus the events applied since
+        (unacknowledged yet); if those fail again too, they are dead-lettered as well."""
+        self._cache.pop(key, None)
+        applied = self._dirty.get(partition, {}).pop(key, [])
+        if not applied:
+            return
+        try:
+            state = self._load(key)
+            for _, decoded in applied:
+                state, _ = step(state, decoded, self.params)
+        except Exception as exc:
+            log.exception("re-applying merchant %r failed; dead-lettering its events", key)
+            for event, _ in applied:
+                await self._dead_letter(event, Rejected("internal_error", repr(exc)))
+                await self._stream.ack(event)
+            return
+        assert state is not None
+        await self._keep(key, state, partition, applied)
 
     # -- business days -------------------------------------------------------------------------
 
@@ -280,8 +340,9 @@ class BatchProcessor:
             if state is None or state.closed_through >= through:
                 continue
             state, snapshots = close_through(state, through, self.params)
-            self._save(key, state, partition)
+            await self._keep(key, state, partition)
             self._emit(partition, snapshots)
+        await self._flush(partition)
 
     def _emit(self, partition: int, snapshots: list[DaySnapshot]) -> None:
         if not snapshots:
@@ -312,8 +373,10 @@ class BatchProcessor:
             self._indexed.discard(partition)
             self._clocks.pop(partition, None)
             self._align.pop(partition, None)
-            # Held events of a revoked partition are unacknowledged: its new owner reads them.
+            # Held events of a revoked partition are unacknowledged: its new owner reads them,
+            # and so are applied events whose state was not written yet (dropped with it).
             self._pending.pop(partition, None)
+            self._dirty.pop(partition, None)
 
     # -- consumption ---------------------------------------------------------------------------
 

@@ -186,7 +186,7 @@ def _encode_closed(state: MerchantState, level: int) -> bytes:
             packed >>= HLL_PAIR_BITS
             kept += 1
         count.append(kept)
-    _encode_acct(state, closed, lambda d: d <= closed, cols)
+    _encode_acct(state, closed, closed, False, cols)
     if state.eod_known_from >= 0:
         cols[_SIGNED] += [_zig(b) for b in state.eod_ring]
     _encode_dated(state, closed, lambda d: d <= closed, cols)
@@ -194,22 +194,34 @@ def _encode_closed(state: MerchantState, level: int) -> bytes:
 
 
 def _encode_acct(
-    state: MerchantState, reference: int, select: Callable[[int], bool], cols: list[list[int]]
+    state: MerchantState, reference: int, closed: int, open_days: bool, cols: list[list[int]]
 ) -> None:
-    """Account bookings of the selected days: per-day sizes first, so decoding can slice."""
-    by_day: dict[int, list[tuple[int, int]]] = {}
-    for key, packed in sorted(
-        kv for kv in state.bookings.items() if select(kv[0] >> BOOKING_CODE_BITS)
-    ):
-        by_day.setdefault(key >> BOOKING_CODE_BITS, []).append((key & _CODE_MASK, packed))
-    cols[_COUNT].append(len(by_day))
-    cols[_COUNT] += [len(entries) for entries in by_day.values()]
-    cols[_AGE] += [reference - d for d in by_day]
-    for entries in by_day.values():
-        for code, packed in entries:
-            cols[_CODE].append(code)
-            cols[_COUNT].append(packed & BOOKING_COUNT_MASK)
-            cols[_AMOUNT].append(packed >> BOOKING_COUNT_BITS)
+    """Account bookings of the closed days (through ``closed``) or of the open days after it:
+    per-day sizes first, so decoding can slice."""
+    # A booking key is day << BOOKING_CODE_BITS | code: comparing keys compares days.
+    limit = (closed + 1) << BOOKING_CODE_BITS
+    items = state.bookings.items()
+    entries = sorted(
+        [kv for kv in items if kv[0] >= limit]
+        if open_days
+        else [kv for kv in items if kv[0] < limit]
+    )
+    days: list[int] = []
+    sizes: list[int] = []
+    for key, _ in entries:
+        day = key >> BOOKING_CODE_BITS
+        if days and days[-1] == day:
+            sizes[-1] += 1
+        else:
+            days.append(day)
+            sizes.append(1)
+    count = cols[_COUNT]
+    count.append(len(days))
+    count += sizes
+    cols[_AGE] += [reference - d for d in days]
+    cols[_CODE] += [key & _CODE_MASK for key, _ in entries]
+    count += [packed & BOOKING_COUNT_MASK for _, packed in entries]
+    cols[_AMOUNT] += [packed >> BOOKING_COUNT_BITS for _, packed in entries]
 
 
 def _encode_dated(
@@ -249,7 +261,7 @@ def _encode_open(state: MerchantState, level: int) -> bytes:
             cols[_REGISTER].append(register - previous)
             previous = register
             rank.append(register_rank)
-    _encode_acct(state, newest, lambda d: d > closed, cols)
+    _encode_acct(state, newest, closed, True, cols)
     texts = [state.merchant_id.encode()]
     count.append(len(state.eod_open))
     for day, (time_us, txn_id, balance) in sorted(state.eod_open.items()):

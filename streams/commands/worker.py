@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import click
 import faust
 
@@ -10,6 +12,20 @@ from streams.app import create_monitor
 from streams.migrations import check_migrated
 from streams.sink import OUTAGE_DRILL_FILE, OutageDrill
 from streams.warehouse import open_warehouse
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running stream worker.
+
+    What exists at start (modules, Faust, the restored models) lives as long as the process:
+    frozen, the collector no longer scans it. Young objects are collected every 50,000
+    allocations instead of 700: a batch allocates hundreds of thousands of short-lived objects
+    and almost no cycles. With the defaults the collector took about 15 % of the processing
+    time of a backlog replay.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 @click.command("worker")
@@ -31,6 +47,7 @@ def command(settings: Settings) -> None:
         drill = OutageDrill(warehouse, settings.data_dir / OUTAGE_DRILL_FILE)
         monitor = create_monitor(settings, drill)
         worker = faust.Worker(monitor.app, loglevel=settings.log_level.lower(), quiet=True)
+        tune_gc()
         worker.execute_from_commandline()
     finally:
         warehouse.close()

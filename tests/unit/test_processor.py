@@ -1,0 +1,144 @@
+"""The batch processor: a merchant's state is written once per flush, and the events behind it
+are acknowledged only after that write (the worker's crash safety rests on this order)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import streams.processor as processor_module
+from detectors.features import FeatureParams, day_totals, decode_state
+from schemas import topics
+from schemas.inputs import PosTransaction
+from streams.codec import encode
+from streams.processor import BatchProcessor
+from streams.sink import WarehouseSink
+
+PARAMS = FeatureParams()
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.acked: list[Any] = []
+
+    async def ack(self, event: Any) -> None:
+        self.acked.append(event)
+
+
+class _Topic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+class _Writer:
+    def insert(self, table: str, rows: list[Any]) -> int:
+        return len(rows)
+
+
+class _Table(dict[bytes, bytes]):
+    """A dict that counts writes (each one is a changelog record in the worker)."""
+
+    writes = 0
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def _sales(first: int, count: int, *, hours: float = 1.0) -> Iterator[Any]:
+    for i in range(first, first + count):
+        sale = PosTransaction(
+            txn_id=f"t{i}",
+            merchant_id="M1",
+            terminal_id="T1",
+            event_time=START + timedelta(hours=hours * i),
+            amount_fen=1_000 + i,
+            kind="approved",
+            card_token="tok00001x",
+            channel="chip",
+            mcc="5812",
+        )
+        message = SimpleNamespace(
+            topic=topics.POS_TRANSACTIONS, key=b"M1", value=encode(sale), partition=0, offset=i
+        )
+        yield SimpleNamespace(message=message)
+
+
+def _processor(table: _Table, dead_letters: _Topic) -> BatchProcessor:
+    return BatchProcessor(
+        SimpleNamespace(consumer=None),  # type: ignore[arg-type]
+        table,  # type: ignore[arg-type]
+        WarehouseSink(_Writer(), max_buffer_rows=10_000),
+        dead_letters,  # type: ignore[arg-type]
+        PARAMS,
+        max_skew_s=43_200,
+        align_idle_s=0.0,  # both inputs count as caught up: everything is released at once
+        idle_s=300.0,
+        max_future_s=1e12,
+        cache_size=100,
+        wall_clock=lambda: START.timestamp() + 30 * 86_400,
+    )
+
+
+def _events_of_day(table: _Table) -> int:
+    state = decode_state(table[b"M1"][2:])
+    return day_totals(state, PARAMS.calendar.day_of(START)).event_count
+
+
+def test_applied_events_are_acknowledged_after_their_state_is_written() -> None:
+    table, stream = _Table(), _Stream()
+    processor = _processor(table, _Topic())
+    for first in (0, 4):  # two batches of the same open day
+        asyncio.run(processor.process(stream, list(_sales(first, 4))))
+    assert stream.acked == []
+    assert table.writes == 0
+
+    asyncio.run(processor.tick())  # the timer writes each changed state once
+    assert len(stream.acked) == 8
+    assert table.writes == 1
+    assert _events_of_day(table) == 8
+
+
+def test_a_day_close_writes_the_state_and_acknowledges_at_once() -> None:
+    table, stream = _Table(), _Stream()
+    processor = _processor(table, _Topic())
+    asyncio.run(processor.process(stream, list(_sales(0, 4, hours=12.0))))  # days 0 and 1
+    assert stream.acked == []
+    # Days 2 to 5: the watermark passes day 1 + lateness (3 days), so days 0 and 1 close.
+    asyncio.run(processor.process(stream, list(_sales(4, 8, hours=12.0))))
+    assert processor.counters.days_closed == 2
+    assert len(stream.acked) == 12
+    assert table.writes == 1
+
+
+def test_a_failed_batch_keeps_the_unwritten_events_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table, stream, dead_letters = _Table(), _Stream(), _Topic()
+    processor = _processor(table, dead_letters)
+    asyncio.run(processor.process(stream, list(_sales(0, 4))))  # applied, not written yet
+    real_step = processor_module.step
+
+    def failing_step(state: Any, event: Any, params: FeatureParams) -> Any:
+        if event.txn_id == "t5":
+            raise RuntimeError("a bug")
+        return real_step(state, event, params)
+
+    monkeypatch.setattr(processor_module, "step", failing_step)
+    asyncio.run(processor.process(stream, list(_sales(4, 2))))
+    assert len(dead_letters.sent) == 2  # t4 and t5: the merchant's events of that batch
+    assert len(stream.acked) == 2
+    assert processor.counters.dead_letters["internal_error"] == 2
+
+    asyncio.run(processor.tick())
+    assert len(stream.acked) == 6
+    assert _events_of_day(table) == 4  # the first batch survived, the failed one left no trace
