@@ -1,0 +1,120 @@
+"""Outages mid-stream: the warehouse down for 60 s, the broker frozen; nothing lost or doubled."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from schemas import topics
+from schemas.settings import Settings
+from streams.broker import LocalBroker, free_port
+from streams.migrations import migrate
+from streams.runner import WorkerProcess, consumer_lag, wait_until_consumed
+from streams.sink import OUTAGE_DRILL_FILE
+from streams.verify import verify
+from streams.warehouse import open_warehouse
+from tests.integration.test_pipeline import _events
+
+pytestmark = pytest.mark.integration
+SOURCES = [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS]
+
+
+def _settings(broker: LocalBroker, data_dir: Path, app_id: str) -> Settings:
+    settings = Settings(  # type: ignore[call-arg]
+        broker_url=broker.url,
+        data_dir=data_dir,
+        partitions=4,
+        app_id=app_id,
+        consumer_rebalance_timeout_s=3.0,
+        consumer_session_timeout_s=6.0,
+        consumer_heartbeat_interval_s=1.0,
+        commit_interval_s=0.5,
+        sink_flush_interval_s=0.5,
+        sink_max_buffer_rows=200,  # small, so the outage reaches back-pressure
+        broker_probe_end_offsets=True,
+        web_port=free_port(),
+        api_token=secrets.token_urlsafe(24),
+    )
+    with open_warehouse(settings) as warehouse:
+        migrate(warehouse)
+    return settings
+
+
+def _send(broker: LocalBroker, events: list[tuple[str, dict[str, object]]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
+    for topic, doc in events:
+        producer.send(topic, key=str(doc["merchant_id"]).encode(), value=orjson.dumps(doc))
+    producer.flush()
+    producer.close()
+
+
+def _finish_and_verify(broker: LocalBroker, settings: Settings, worker: WorkerProcess) -> None:
+    wait_until_consumed(
+        broker.bootstrap_servers,
+        settings.app_id,
+        SOURCES,
+        timeout_s=300,
+        alive=worker.check_alive,
+        poll_s=0.5,
+    )
+    assert worker.stop() == 0
+    with open_warehouse(settings) as warehouse:
+        result = verify(broker.bootstrap_servers, warehouse, settings.business_timezone)
+        failures = warehouse.query(
+            "SELECT max(value) AS n FROM pipeline_metrics "
+            "WHERE metric = 'warehouse_write_failures_total'"
+        )
+    assert result.ok, "\n".join(result.lines())
+    assert result.counted > 0
+    return failures[0]["n"]
+
+
+def test_a_60_second_warehouse_outage_loses_and_doubles_nothing(
+    fresh_broker: LocalBroker, tmp_path: Path
+) -> None:
+    events = _events(seed=31, merchants=40, days=16)
+    half = len(events) // 2
+    settings = _settings(fresh_broker, tmp_path, "outage-warehouse")
+    switch = tmp_path / OUTAGE_DRILL_FILE
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        _send(fresh_broker, events[:half])
+        switch.parent.mkdir(parents=True, exist_ok=True)
+        switch.touch()  # the warehouse goes down mid-stream
+        _send(fresh_broker, events[half:])
+        time.sleep(60)
+        worker.check_alive()
+        # back-pressure: with a small buffer the worker stops consuming instead of dropping
+        behind, _ = consumer_lag(fresh_broker.bootstrap_servers, settings.app_id, SOURCES)
+        assert behind > 0
+        switch.unlink()  # back up
+        failures = _finish_and_verify(fresh_broker, settings, worker)
+    finally:
+        worker.stop()
+    assert failures > 0, "the sink saw the outage and retried"
+
+
+def test_a_frozen_broker_is_survived_without_help(
+    fresh_broker: LocalBroker, tmp_path: Path
+) -> None:
+    events = _events(seed=32, merchants=40, days=16)
+    third = len(events) // 3
+    settings = _settings(fresh_broker, tmp_path, "outage-broker")
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        _send(fresh_broker, events[:third])
+        time.sleep(3)
+        fresh_broker.pause()  # hangs every connection, as a partition or a stalled broker does
+        time.sleep(20)
+        fresh_broker.resume()
+        worker.check_alive()
+        _send(fresh_broker, events[third:])
+        _finish_and_verify(fresh_broker, settings, worker)
+    finally:
+        fresh_broker.resume()
+        worker.stop()
