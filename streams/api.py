@@ -80,6 +80,12 @@ def _authorized(request: Request, token: SecretStr) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
 
 
+def _ready(app: faust.App) -> bool:
+    """Whether the tables are read back from their changelogs and no rebalance is under way."""
+    recovery = app.tables.recovery
+    return bool(recovery.completed.is_set()) and not getattr(app, "rebalancing", False)
+
+
 def register_api(app: faust.App, token: SecretStr, routes: ApiRoutes) -> None:
     """Add the three views to ``app`` (call before the worker starts)."""
 
@@ -103,6 +109,12 @@ def register_api(app: faust.App, token: SecretStr, routes: ApiRoutes) -> None:
         async def routed(
             self, request: Request, table: str, key: str, local: Callable[[], Response]
         ) -> Response:
+            if not _ready(app):  # tables not read back yet: a local miss would be a false 404
+                return self.json(
+                    {"error": "the worker is restoring its tables; retry shortly"},
+                    status=503,
+                    headers={"Retry-After": "1"},
+                )
             try:
                 return await app.router.route_req(table, key.encode(), self.web, request)
             except SameNode:

@@ -59,11 +59,17 @@ def serve_until_interrupted(settings: Settings, log_path: Path, examples: ApiExa
     assert settings.api_token is not None
     token = settings.api_token.get_secret_value()
     base = f"http://{settings.web_host}:{settings.web_port}"
-    probe = f"{base}/managers/{examples.manager_id or 'none'}/tasks"
+    # The API answers 503 until the worker has read its tables back; then 200 (or 404 when
+    # the example merchant has no limit).
+    probe = (
+        f"{base}/merchants/{examples.merchant_id}/limit"
+        if examples.merchant_id
+        else f"{base}/managers/{examples.manager_id or 'none'}/tasks"
+    )
     with WorkerProcess(settings, log_path) as worker:
         click.echo(f"starting a worker for the HTTP API (log: {log_path})")
         deadline = time.monotonic() + 120
-        while _get(probe, token) != 200:
+        while _get(probe, token) in (0, 503):  # not listening yet, or restoring its tables
             worker.check_alive()
             if time.monotonic() > deadline:
                 raise click.ClickException(f"the API did not answer in 120 s; see {log_path}")
