@@ -284,12 +284,16 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
         await processor.tick()
+        # What these events caused is in the outboxes and the sink now: acknowledge them (their
+        # offsets may commit) only once it is published and written.
+        done = processor.take_done()
         await detection.publish()
         await actions.publish()
         desk.roll()
         await desk.publish()
         metrics.sample()
         await sink.flush()
+        await processor.acknowledge(done)
 
     @app.timer(interval=timedelta(minutes=5))
     async def save_models() -> None:

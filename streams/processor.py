@@ -131,6 +131,10 @@ class BatchProcessor:
         self._dirty: dict[int, dict[bytes, list[Item]]] = {}
         self._seq = 0
         self._stream: Any = None
+        #: Events done (state written, or refused) whose rows may still wait in the sink: they
+        #: are acknowledged only after the flush that writes them (``take_done`` and
+        #: ``acknowledge``), so a crash before the warehouse has their rows re-delivers them.
+        self._to_ack: list[EventT[Any]] = []
 
     # -- per batch -------------------------------------------------------------------------
 
@@ -146,13 +150,13 @@ class BatchProcessor:
             decoded = DECODERS[message.topic].decode(message.key, message.value)
             if isinstance(decoded, Rejected):
                 await self._dead_letter(event, decoded)
-                await stream.ack(event)
+                self._to_ack.append(event)
                 continue
             event_s = decoded.event_time.timestamp()
             if event_s > horizon:
                 error = f"event time {decoded.event_time.isoformat()} is in the future"
                 await self._dead_letter(event, Rejected("future", error))
-                await stream.ack(event)
+                self._to_ack.append(event)
                 continue
             self._alignment(message.partition).observe(
                 message.topic, int(event_s), message.offset, wall
@@ -161,7 +165,7 @@ class BatchProcessor:
                 # Its business day is one the bootstrap's backfill counted (docs/backfill.md):
                 # applying it again would count it twice. It still moves the watermark.
                 self.counters.skipped_backfilled += 1
-                await stream.ack(event)
+                self._to_ack.append(event)
                 continue
             self._seq += 1
             self._pending.setdefault(message.partition, []).append(
@@ -172,6 +176,18 @@ class BatchProcessor:
         for partition in partitions:
             await self._release(partition, wall)
         await self.sink.maybe_flush()
+
+    def take_done(self) -> list[EventT[Any]]:
+        """Events done so far; acknowledge them once the flush after this call succeeded."""
+        done, self._to_ack = self._to_ack, []
+        return done
+
+    async def acknowledge(self, events: list[EventT[Any]]) -> None:
+        """Acknowledge events whose rows, alerts, tasks and limits are written."""
+        if self._stream is None:
+            return
+        for event in events:
+            await self._stream.ack(event)
 
     async def tick(self) -> None:
         """Timer work: release held events, close days of partitions that went idle, and write
@@ -238,7 +254,7 @@ class BatchProcessor:
             await self._revert(key, partition)
             for event, _ in items:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
-                await self._stream.ack(event)
+                self._to_ack.append(event)
             return
         assert state is not None
         self._members.setdefault(partition, set()).add(key)
@@ -255,7 +271,7 @@ class BatchProcessor:
             await self._flush(partition)
         for event, reason in late:
             await self._dead_letter(event, Rejected("late", reason))
-            await self._stream.ack(event)
+            self._to_ack.append(event)
 
     def _load(self, key: bytes) -> MerchantState | None:
         state = self._cache.get(key)
@@ -295,7 +311,7 @@ class BatchProcessor:
                 self.table[key] = prefix + encode_state(self._cache[key])
         for items in dirty.values():
             for event, _ in items:
-                await self._stream.ack(event)
+                self._to_ack.append(event)
 
     async def _revert(self, key: bytes, partition: int) -> None:
         """After a failed batch: the merchant's state as written, plus the events applied since
@@ -312,7 +328,7 @@ class BatchProcessor:
             log.exception("re-applying merchant %r failed; dead-lettering its events", key)
             for event, _ in applied:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
-                await self._stream.ack(event)
+                self._to_ack.append(event)
             return
         assert state is not None
         await self._keep(key, state, partition, applied)

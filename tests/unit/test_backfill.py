@@ -432,8 +432,10 @@ def test_processor_skips_and_counts_events_of_backfilled_days() -> None:
     asyncio.run(processor.process(stream, events))
     assert processor.counters.skipped_backfilled == 8
     assert processor.counters.applied == 8
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 8  # the skipped ones; applied ones wait for their state's write
     asyncio.run(processor.tick())  # the timer writes changed states and acknowledges the rest
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 16
     state = decode_state(table[b"M1"][2:])
     assert state.first_day == PARAMS.calendar.day_of(start) + 2

@@ -99,10 +99,12 @@ def test_applied_events_are_acknowledged_after_their_state_is_written() -> None:
     processor = _processor(table, _Topic())
     for first in (0, 4):  # two batches of the same open day
         asyncio.run(processor.process(stream, list(_sales(first, 4))))
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert stream.acked == []
     assert table.writes == 0
 
     asyncio.run(processor.tick())  # the timer writes each changed state once
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 8
     assert table.writes == 1
     assert _events_of_day(table) == 8
@@ -112,10 +114,12 @@ def test_a_day_close_writes_the_state_and_acknowledges_at_once() -> None:
     table, stream = _Table(), _Stream()
     processor = _processor(table, _Topic())
     asyncio.run(processor.process(stream, list(_sales(0, 4, hours=12.0))))  # days 0 and 1
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert stream.acked == []
     # Days 2 to 5: the watermark passes day 1 + lateness (3 days), so days 0 and 1 close.
     asyncio.run(processor.process(stream, list(_sales(4, 8, hours=12.0))))
     assert processor.counters.days_closed == 2
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 12
     assert table.writes == 1
 
@@ -136,9 +140,11 @@ def test_a_failed_batch_keeps_the_unwritten_events_before_it(
     monkeypatch.setattr(processor_module, "step", failing_step)
     asyncio.run(processor.process(stream, list(_sales(4, 2))))
     assert len(dead_letters.sent) == 2  # t4 and t5: the merchant's events of that batch
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 2
     assert processor.counters.dead_letters["internal_error"] == 2
 
     asyncio.run(processor.tick())
+    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 6
     assert _events_of_day(table) == 4  # the first batch survived, the failed one left no trace
