@@ -22,9 +22,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from detectors.features import BusinessCalendar
 from schemas import topics
-from schemas.inputs import AccountTransaction, PosTransaction
-from streams.codec import Decoder, Rejected
+from schemas.inputs import PosTransaction
+from streams.codec import Rejected
 from streams.compat import probe_end_offsets
+from streams.processor import DECODERS
 from streams.progress import ProgressLine
 from streams.warehouse import Warehouse
 
@@ -138,10 +139,6 @@ def source_totals(
 ) -> dict[Key, Counter[str]]:
     """Per merchant and business day, the sums of every record the worker accepted."""
     calendar = BusinessCalendar(timezone)
-    decoders: dict[str, Decoder[Any]] = {
-        topics.POS_TRANSACTIONS: Decoder(PosTransaction),
-        topics.ACCOUNT_TRANSACTIONS: Decoder(AccountTransaction),
-    }
     seen: set[tuple[str, str, str]] = set()
     sums: dict[Key, Counter[str]] = defaultdict(Counter)
     for record in _read(bootstrap_servers, progress):
@@ -149,7 +146,7 @@ def source_totals(
         if (record.topic, record.partition, record.offset) in refused:
             result.dead_lettered += 1
             continue
-        event = decoders[record.topic].decode(record.key, record.value)
+        event = DECODERS[record.topic].decode(record.key, record.value)
         if isinstance(event, Rejected):
             result.refused_here += 1  # the worker should have dead-lettered it
             continue
