@@ -24,6 +24,7 @@ from streams.api import ApiRoutes, register_api, web_config
 from streams.bootstrap import attach_bootstrap
 from streams.codec import encode
 from streams.compat import install_end_offset_probe
+from streams.durability import StagedWrites
 from streams.errors import StreamsError
 from streams.metrics import PipelineMetrics
 from streams.processor import BatchProcessor
@@ -92,6 +93,14 @@ class Monitor:
     desk: ManagerDesk
 
 
+def _tp(item: Any) -> tuple[str, int]:
+    """(topic, partition) of an event, a record, or a (stream, event) pair."""
+    if isinstance(item, tuple):
+        item = item[1]
+    message = getattr(item, "message", item)
+    return message.topic, message.partition
+
+
 def faust_config(settings: Settings) -> dict[str, Any]:
     """Faust settings derived from ours (one place, so tests and production agree)."""
     store = "memory://" if settings.table_store == "memory" else "rocksdb://"
@@ -111,6 +120,10 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "producer_linger": 0.005,
         "consumer_max_fetch_size": settings.consumer_max_fetch_bytes,
         "stream_buffer_maxsize": 16_384,
+        # Events are acknowledged by the flush timer once what they caused is durable
+        # (streams/durability.py); Faust must not wait for them at a rebalance or a stop: the
+        # unacknowledged ones are simply read again by the partition's next owner.
+        "stream_wait_empty": False,
         **web_config(settings.web_enabled, settings.web_bind, settings.web_host, settings.web_port),
     }
 
@@ -121,6 +134,8 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     if settings.broker_probe_end_offsets:
         install_end_offset_probe(settings.bootstrap_servers)
     app = faust.App(settings.app_id, monitor=QuietMonitor(), **faust_config(settings))
+    # Every table write waits for the outputs it implies (streams/durability.py).
+    staged = StagedWrites()
     source = app.topic(
         topics.POS_TRANSACTIONS,
         topics.ACCOUNT_TRANSACTIONS,
@@ -128,13 +143,15 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         value_type=bytes,
     )
     dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
-    table = app.Table(
-        MERCHANT_STATE_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Each merchant's partition (2 bytes) and encoded feature state.",
+    table = staged.wrap(
+        app.Table(
+            MERCHANT_STATE_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help="Each merchant's partition (2 bytes) and encoded feature state.",
+        )
     )
     sink = WarehouseSink(writer, max_buffer_rows=settings.sink_max_buffer_rows)
     processor = BatchProcessor(
@@ -151,37 +168,43 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     )
 
     detection = DetectionStage(
-        app.Table(
-            DETECTOR_STATE_TABLE,
-            default=None,
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Each merchant's encoded detector state (dormancy memory, drift, pending labels).",
+        staged.wrap(
+            app.Table(
+                DETECTOR_STATE_TABLE,
+                default=None,
+                partitions=settings.partitions,
+                key_type=bytes,
+                value_type=bytes,
+                help="Each merchant's detector state (dormancy memory, drift, pending labels).",
+            )
         ),
         sink,
         app.topic(topics.MERCHANT_ALERTS, key_type=bytes, value_type=bytes),
         settings.data_dir / "models" / "detector-models.bin",
-        segments=app.Table(
-            SEGMENT_TABLE,
-            default=None,
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Each merchant's industry, from merchant.profiles.v1.",
+        segments=staged.wrap(
+            app.Table(
+                SEGMENT_TABLE,
+                default=None,
+                partitions=settings.partitions,
+                key_type=bytes,
+                value_type=bytes,
+                help="Each merchant's industry, from merchant.profiles.v1.",
+            )
         ),
     )
     processor.snapshot_handlers.append(detection.on_snapshots)
     metrics = PipelineMetrics(processor, sink)
 
-    def table(name: str, help_text: str) -> faust.Table:
-        return app.Table(
-            name,
-            default=None,
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help=help_text,
+    def table(name: str, help_text: str) -> Any:
+        return staged.wrap(
+            app.Table(
+                name,
+                default=None,
+                partitions=settings.partitions,
+                key_type=bytes,
+                value_type=bytes,
+                help=help_text,
+            )
         )
 
     action_params = ActionParams.from_settings(settings)
@@ -246,10 +269,16 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     )
     calendar = processor.params.calendar
 
+    # Reference data and task requests are acknowledged, like the transactions, only once the
+    # flush after them has written what they caused (streams/durability.py).
+    held: list[tuple[StreamT[Any], EventT[Any]]] = []
+
     @app.agent(reference, name="merchant-reference")
     async def track_reference_data(stream: StreamT[Any]) -> None:
-        # Low volume: one event at a time, in Faust's own event context (acked as it goes).
-        async for event in stream.events():
+        # Low volume: one event at a time, in Faust's own event context.
+        unacked = stream.noack()
+        async for event in unacked.events():
+            held.append((unacked, event))
             try:
                 decoded = processor.decode_reference(event)
                 if isinstance(decoded, MerchantProfile):
@@ -269,7 +298,9 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     @app.agent(requests, name="manager-queues")
     async def track_manager_queues(stream: StreamT[Any]) -> None:
         # Proposals and outcomes keyed by manager: each manager's queue on one partition.
-        async for event in stream.events():
+        unacked = stream.noack()
+        async for event in unacked.events():
+            held.append((unacked, event))
             try:
                 rejected = desk.on_request(
                     event.message.key, event.message.value, event.message.partition
@@ -281,19 +312,37 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 logging.shutdown()
                 os._exit(70)
 
+    durable = asyncio.Lock()
+    inflight: list[list[Any]] = []
+
+    async def make_durable() -> int:
+        """Publish and write what the events so far caused, then write the state, then
+        acknowledge the events (their offsets may commit). The order is the guarantee; see
+        streams/durability.py. Returns the warehouse rows written."""
+        async with durable:  # the timer and the shutdown: one at a time, in order
+            done = processor.take_done()
+            others = held[:]
+            del held[:]
+            writes = staged.take()
+            inflight[:] = [done, others]  # a revocation meanwhile drops its partitions' events
+            await detection.publish()
+            await actions.publish()
+            await desk.publish()
+            metrics.sample()
+            written = await sink.flush()
+            await app.producer.flush()
+            staged.commit(writes)
+            await processor.acknowledge(done)
+            for stream, event in others:
+                await stream.ack(event)
+            inflight.clear()
+            return written
+
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
         await processor.tick()
-        # What these events caused is in the outboxes and the sink now: acknowledge them (their
-        # offsets may commit) only once it is published and written.
-        done = processor.take_done()
-        await detection.publish()
-        await actions.publish()
         desk.roll()
-        await desk.publish()
-        metrics.sample()
-        await sink.flush()
-        await processor.acknowledge(done)
+        await make_durable()
 
     @app.timer(interval=timedelta(minutes=5))
     async def save_models() -> None:
@@ -301,18 +350,22 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         await asyncio.to_thread(success.save)
 
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        processor.forget({tp.partition for tp in revoked if tp.topic == topics.POS_TRANSACTIONS})
+        partitions = {tp.partition for tp in revoked if tp.topic == topics.POS_TRANSACTIONS}
+        processor.forget(partitions)
+        queues = {tp.partition for tp in revoked if tp.topic == requests.get_topic_name()}
+        staged.forget(partitions, queues_table=MANAGER_QUEUE_TABLE, queue_partitions=queues)
+        # Their events are not acknowledged now: the partitions' next owner reads them again.
+        gone = {(tp.topic, tp.partition) for tp in revoked}
+        held[:] = [h for h in held if _tp(h) not in gone]
+        for events in inflight:
+            events[:] = [e for e in events if _tp(e) not in gone]
 
     app.on_partitions_revoked.connect(forget_revoked)
 
     async def flush_on_shutdown(sender: Any, **_: Any) -> None:
-        await detection.publish()
-        await actions.publish()
-        await desk.publish()
+        written = await make_durable()  # its metrics sample: even a short run leaves figures
         detection.save_models()
         success.save()
-        metrics.sample()  # a last sample, so even a short run leaves its figures
-        written = await sink.flush()
         log.info("final warehouse flush wrote %d rows", written)
 
     app.on_before_shutdown.connect(flush_on_shutdown)

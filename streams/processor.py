@@ -393,6 +393,13 @@ class BatchProcessor:
             # and so are applied events whose state was not written yet (dropped with it).
             self._pending.pop(partition, None)
             self._dirty.pop(partition, None)
+        # Done events of a revoked partition whose state write is dropped (streams/durability.py
+        # forgets it too) must not be acknowledged: the new owner processes them again.
+        self._to_ack = [
+            done
+            for done in self._to_ack
+            if getattr(done, "message", done).partition not in partitions
+        ]
 
     # -- consumption ---------------------------------------------------------------------------
 
