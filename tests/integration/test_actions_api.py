@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import pickle
 import secrets
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from kafka import KafkaConsumer
 
 from detectors.outreach import SuccessModel
@@ -207,6 +212,93 @@ def test_capacity_holds_per_manager_and_day(running: Running) -> None:
     queued = {t["task_id"] for t in tasks if t["status"] == "queued"}
     assert queued, "with a capacity of one a day, some tasks must wait in the queue"
     assert all(t["due_date"] is None for t in tasks if t["status"] == "queued")
+
+
+# Hostile requests to the shared worker; before the outcome test, which stops it.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+_OUTCOME_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "merchant_id": st.one_of(st.text(max_size=70), st.integers(), st.just("M0000001")),
+        "manager_id": st.one_of(st.text(max_size=70), st.none(), st.just("AM001")),
+        "outcome": st.one_of(st.sampled_from(["reached", "converted", "declined", "nope"]), _JSON),
+        "note": st.one_of(st.text(max_size=50), st.just("x" * 2_000), st.integers()),
+        "outcome_id": st.one_of(st.text(max_size=70), st.none()),
+        "extra": _JSON,
+    },
+)
+_BODIES = st.one_of(
+    st.none(),
+    st.binary(max_size=300),
+    st.just(b"{" * 5_000),
+    st.just(b'{"note": "' + b"x" * 20_000 + b'"}'),
+    _JSON.map(lambda doc: json.dumps(doc).encode()),
+    _OUTCOME_FIELDS.map(lambda doc: json.dumps(doc).encode()),
+)
+_IDS = st.one_of(
+    st.text(max_size=80),
+    st.just("M0000001"),
+    st.just("../../etc/passwd"),
+    st.just("M1' OR '1'='1"),
+    st.text(alphabet="M0123456789:_-", min_size=1, max_size=70),
+)
+
+
+@given(
+    route=st.sampled_from(["limit", "tasks", "outcome"]),
+    ident=_IDS,
+    token=st.one_of(
+        st.just("default"),
+        st.none(),
+        st.text(alphabet=st.characters(blacklist_categories=("Cc",)), max_size=40),
+    ),
+    body=_BODIES,
+)
+@hypothesis_settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_fuzzed_requests_get_clear_refusals_and_never_break_the_worker(
+    running: Running, route: str, ident: str, token: str | None, body: bytes | None
+) -> None:
+    path = {
+        "limit": "/merchants/{}/limit",
+        "tasks": "/managers/{}/tasks",
+        "outcome": "/tasks/{}/outcome",
+    }[route].format(urllib.parse.quote(ident, safe=""))
+    method = "POST" if route == "outcome" else "GET"
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        value = running.token if token == "default" else token
+        headers["Authorization"] = f"Bearer {value}".encode("utf-8", "replace").decode("latin-1")
+    connection = http.client.HTTPConnection("127.0.0.1", running.settings.web_port, timeout=10)
+    try:
+        connection.request(method, path or "/", body=body, headers=headers)
+        response = connection.getresponse()
+        status, raw = response.status, response.read()
+    finally:
+        connection.close()
+    assert status in {200, 202, 400, 401, 404, 413}, (status, raw[:300])
+    if response.getheader("Content-Type", "").startswith("application/json"):
+        document = json.loads(raw)
+        if status >= 400:
+            assert isinstance(document, dict), raw[:300]
+            assert document.get("error"), raw[:300]
+    else:
+        # Only a path the router cannot match (an id that decodes to "/" or to nothing) is
+        # answered by the web server itself, before our views.
+        assert status == 404, (status, raw[:300])
+        assert raw.startswith(b"404"), raw[:300]
+    running.worker.check_alive()
+
+
+def test_the_worker_still_answers_after_the_fuzzing(running: Running) -> None:
+    running.worker.check_alive()
+    status, _ = running.call("GET", "/managers/AM001/tasks")
+    assert status == 200
 
 
 def test_an_outcome_closes_its_task_and_teaches_the_model(running: Running) -> None:
