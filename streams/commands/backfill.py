@@ -13,7 +13,7 @@ from detectors.features import FeatureParams
 from schemas.settings import Settings
 from streams.backfill import backfill
 from streams.backtest import write_bad_rows
-from streams.commands.backtest import _as_of
+from streams.commands.options import business_day, history_options
 from streams.migrations import check_migrated
 from streams.warehouse import open_warehouse
 
@@ -21,25 +21,11 @@ log = logging.getLogger(__name__)
 
 
 @click.command("backfill")
-@click.option(
-    "--pos",
-    "pos_files",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    multiple=True,
-    required=True,
-    help="POS history, CSV or Parquet (repeatable).",
-)
-@click.option(
-    "--accounts",
-    "account_files",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    multiple=True,
-    help="Business-account bookings, CSV or Parquet (repeatable).",
-)
+@history_options
 @click.option(
     "--through",
     required=True,
-    callback=_as_of,
+    callback=business_day,
     help="Last business day to backfill (YYYY-MM-DD or YYYYMMDD); later events are ignored "
     "and counted. The files must hold every event up to it.",
 )

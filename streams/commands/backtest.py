@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import click
@@ -11,42 +11,18 @@ import click
 from detectors.pipeline import MonitorParams
 from schemas.settings import Settings
 from streams.backtest import backtest, write_bad_rows, write_scores
+from streams.commands.options import business_day, history_options
 
 log = logging.getLogger(__name__)
 
 
-def _as_of(ctx: click.Context, param: click.Parameter, value: str) -> date:
-    del ctx, param
-    text = value.strip()
-    try:
-        if len(text) == 8 and text.isdigit():
-            return datetime.strptime(text, "%Y%m%d").date()
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or YYYYMMDD)") from exc
-
-
 @click.command("backtest")
-@click.option(
-    "--pos",
-    "pos_files",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    multiple=True,
-    required=True,
-    help="POS history, CSV or Parquet (repeatable).",
-)
-@click.option(
-    "--accounts",
-    "account_files",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    multiple=True,
-    help="Business-account bookings, CSV or Parquet (repeatable).",
-)
+@history_options
 @click.option(
     "--as-of",
     "as_of",
     required=True,
-    callback=_as_of,
+    callback=business_day,
     help="Score as of the end of this business day (YYYY-MM-DD or YYYYMMDD).",
 )
 @click.option(

@@ -1,8 +1,9 @@
-"""Command-line options shared by the commands that simulate a scenario."""
+"""Command-line options shared by several commands: the simulated scenario, history files."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,3 +41,39 @@ def scenario_options(command: F) -> F:
     for decorate in reversed(decorators):
         command = decorate(command)
     return command
+
+
+def history_options(command: F) -> F:
+    """--pos (repeatable, required) and --accounts (repeatable): history files to read."""
+    decorators = (
+        click.option(
+            "--pos",
+            "pos_files",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            multiple=True,
+            required=True,
+            help="POS history, CSV or Parquet (repeatable).",
+        ),
+        click.option(
+            "--accounts",
+            "account_files",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            multiple=True,
+            help="Business-account bookings, CSV or Parquet (repeatable).",
+        ),
+    )
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def business_day(ctx: click.Context, param: click.Parameter, value: str) -> date:
+    """Click callback: a business day given as YYYY-MM-DD or YYYYMMDD."""
+    del ctx, param
+    text = value.strip()
+    try:
+        if len(text) == 8 and text.isdigit():
+            return datetime.strptime(text, "%Y%m%d").date()
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or YYYYMMDD)") from exc
