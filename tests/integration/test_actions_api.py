@@ -26,11 +26,10 @@ from schemas import topics
 from schemas.settings import Settings
 from streams.actions import SUCCESS_MODEL_FILE
 from streams.broker import LocalBroker, create_topics, free_port
-from streams.migrations import migrate
 from streams.runner import WorkerProcess, wait_until_consumed
 from streams.sim import Scenario, simulate
 from streams.sim.publish import publish
-from streams.warehouse import open_warehouse
+from tests.fixtures.worker import worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -93,23 +92,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     port = free_port()
     with LocalBroker(log_path=data_dir / "tansu.log") as broker:
         create_topics(broker.bootstrap_servers, 4)
-        settings = Settings(  # type: ignore[call-arg]
-            broker_url=broker.url,
-            data_dir=data_dir,
-            partitions=4,
-            app_id="actions-api",
-            consumer_rebalance_timeout_s=3.0,
-            consumer_session_timeout_s=6.0,
-            consumer_heartbeat_interval_s=1.0,
-            commit_interval_s=0.5,
-            sink_flush_interval_s=0.5,
+        settings = worker_settings(
+            broker,
+            data_dir,
+            "actions-api",
             web_port=port,
             api_token=token,
-            broker_probe_end_offsets=True,
             outreach_manager_capacity_per_day=1,
         )
-        with open_warehouse(settings) as warehouse:
-            migrate(warehouse)
         worker = WorkerProcess(settings, data_dir / "worker.log").start()
         try:
             publish(simulation, broker.bootstrap_servers, progress=False)

@@ -15,11 +15,11 @@ import pytest
 from schemas import topics
 from schemas.settings import Settings
 from streams.broker import LocalBroker, free_port
-from streams.migrations import migrate
 from streams.runner import WorkerProcess, wait_until_consumed
 from streams.sim import Scenario, simulate
 from streams.sim.publish import publish
 from streams.warehouse import open_warehouse
+from tests.fixtures.worker import worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,22 +40,9 @@ def test_both_workers_answer_for_every_merchant(fresh_broker: LocalBroker, tmp_p
     ports = []
     for name in ("a", "b"):
         port = free_port()
-        settings = Settings(  # type: ignore[call-arg]
-            broker_url=fresh_broker.url,
-            data_dir=tmp_path / name,
-            partitions=4,
-            app_id="routing",
-            consumer_rebalance_timeout_s=3.0,
-            consumer_session_timeout_s=6.0,
-            consumer_heartbeat_interval_s=1.0,
-            commit_interval_s=0.5,
-            sink_flush_interval_s=0.5,
-            web_port=port,
-            api_token=token,
-            broker_probe_end_offsets=True,
+        settings = worker_settings(
+            fresh_broker, tmp_path / name, "routing", web_port=port, api_token=token
         )
-        with open_warehouse(settings) as warehouse:
-            migrate(warehouse)
         workers.append(WorkerProcess(settings, tmp_path / name / "worker.log").start())
         ports.append(port)
     try:

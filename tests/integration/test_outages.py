@@ -3,9 +3,9 @@ nothing lost or doubled."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -13,12 +13,12 @@ from kafka import KafkaProducer
 
 from schemas import topics
 from schemas.settings import Settings
-from streams.broker import LocalBroker, free_port
-from streams.migrations import migrate
+from streams.broker import LocalBroker
 from streams.runner import WorkerProcess, consumer_lag, wait_until_consumed
 from streams.sink import OUTAGE_DRILL_FILE
 from streams.verify import verify
 from streams.warehouse import open_warehouse
+from tests.fixtures.worker import worker_settings
 from tests.integration.test_pipeline import _events
 
 pytestmark = pytest.mark.integration
@@ -26,24 +26,8 @@ SOURCES = [topics.POS_TRANSACTIONS, topics.ACCOUNT_TRANSACTIONS]
 
 
 def _settings(broker: LocalBroker, data_dir: Path, app_id: str) -> Settings:
-    settings = Settings(  # type: ignore[call-arg]
-        broker_url=broker.url,
-        data_dir=data_dir,
-        partitions=4,
-        app_id=app_id,
-        consumer_rebalance_timeout_s=3.0,
-        consumer_session_timeout_s=6.0,
-        consumer_heartbeat_interval_s=1.0,
-        commit_interval_s=0.5,
-        sink_flush_interval_s=0.5,
-        sink_max_buffer_rows=200,  # small, so the outage reaches back-pressure
-        broker_probe_end_offsets=True,
-        web_port=free_port(),
-        api_token=secrets.token_urlsafe(24),
-    )
-    with open_warehouse(settings) as warehouse:
-        migrate(warehouse)
-    return settings
+    # a small sink buffer, so the warehouse outage reaches back-pressure
+    return worker_settings(broker, data_dir, app_id, sink_max_buffer_rows=200)
 
 
 def _send(broker: LocalBroker, events: list[tuple[str, dict[str, object]]]) -> None:
@@ -54,7 +38,8 @@ def _send(broker: LocalBroker, events: list[tuple[str, dict[str, object]]]) -> N
     producer.close()
 
 
-def _finish_and_verify(broker: LocalBroker, settings: Settings, worker: WorkerProcess) -> None:
+def _consumed(broker: LocalBroker, settings: Settings, worker: WorkerProcess) -> None:
+    """Wait until the worker has committed every record of the transaction topics."""
     wait_until_consumed(
         broker.bootstrap_servers,
         settings.app_id,
@@ -63,6 +48,11 @@ def _finish_and_verify(broker: LocalBroker, settings: Settings, worker: WorkerPr
         alive=worker.check_alive,
         poll_s=0.5,
     )
+
+
+def _finish_and_verify(broker: LocalBroker, settings: Settings, worker: WorkerProcess) -> Any:
+    """Let the worker finish, stop it, verify exactly; returns the warehouse-failure count."""
+    _consumed(broker, settings, worker)
     assert worker.stop() == 0
     with open_warehouse(settings) as warehouse:
         result = verify(broker.bootstrap_servers, warehouse, settings.business_timezone)
@@ -132,14 +122,7 @@ def test_a_restarted_broker_is_survived_without_help(
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         _send(durable_broker, events[:third])
-        wait_until_consumed(
-            durable_broker.bootstrap_servers,
-            settings.app_id,
-            SOURCES,
-            timeout_s=300,
-            alive=worker.check_alive,
-            poll_s=0.5,
-        )
+        _consumed(durable_broker, settings, worker)
         _send(durable_broker, events[third : 2 * third])
         durable_broker.stop()  # mid-stream: the worker has records it has not committed
         time.sleep(15)
