@@ -143,20 +143,25 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         value_type=bytes,
     )
     dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
-    table = staged.wrap(
-        app.Table(
-            MERCHANT_STATE_TABLE,
-            default=None,
-            partitions=settings.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            help="Each merchant's partition (2 bytes) and encoded feature state.",
+
+    def table(name: str, help_text: str) -> Any:
+        """A changelog-backed table of bytes, co-partitioned with the inputs, writes staged."""
+        return staged.wrap(
+            app.Table(
+                name,
+                default=None,
+                partitions=settings.partitions,
+                key_type=bytes,
+                value_type=bytes,
+                help=help_text,
+            )
         )
-    )
+
+    states = table(MERCHANT_STATE_TABLE, "Each merchant's partition (2 bytes) and feature state.")
     sink = WarehouseSink(writer, max_buffer_rows=settings.sink_max_buffer_rows)
     processor = BatchProcessor(
         app,
-        table,
+        states,
         sink,
         dead_letters,
         FeatureParams.from_settings(settings),
@@ -168,44 +173,17 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     )
 
     detection = DetectionStage(
-        staged.wrap(
-            app.Table(
-                DETECTOR_STATE_TABLE,
-                default=None,
-                partitions=settings.partitions,
-                key_type=bytes,
-                value_type=bytes,
-                help="Each merchant's detector state (dormancy memory, drift, pending labels).",
-            )
+        table(
+            DETECTOR_STATE_TABLE,
+            "Each merchant's detector state (dormancy memory, drift, pending labels).",
         ),
         sink,
         app.topic(topics.MERCHANT_ALERTS, key_type=bytes, value_type=bytes),
         settings.data_dir / "models" / "detector-models.bin",
-        segments=staged.wrap(
-            app.Table(
-                SEGMENT_TABLE,
-                default=None,
-                partitions=settings.partitions,
-                key_type=bytes,
-                value_type=bytes,
-                help="Each merchant's industry, from merchant.profiles.v1.",
-            )
-        ),
+        segments=table(SEGMENT_TABLE, "Each merchant's industry, from merchant.profiles.v1."),
     )
     processor.snapshot_handlers.append(detection.on_snapshots)
     metrics = PipelineMetrics(processor, sink)
-
-    def table(name: str, help_text: str) -> Any:
-        return staged.wrap(
-            app.Table(
-                name,
-                default=None,
-                partitions=settings.partitions,
-                key_type=bytes,
-                value_type=bytes,
-                help=help_text,
-            )
-        )
 
     action_params = ActionParams.from_settings(settings)
     success = SuccessHolder(

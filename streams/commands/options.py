@@ -38,9 +38,7 @@ def scenario_options(command: F) -> F:
             help="Override the scenario's number of days.",
         ),
     )
-    for decorate in reversed(decorators):
-        command = decorate(command)
-    return command
+    return _stacked(command, decorators)
 
 
 def history_options(command: F) -> F:
@@ -62,9 +60,7 @@ def history_options(command: F) -> F:
             help="Business-account bookings, CSV or Parquet (repeatable).",
         ),
     )
-    for decorate in reversed(decorators):
-        command = decorate(command)
-    return command
+    return _stacked(command, decorators)
 
 
 def business_day(ctx: click.Context, param: click.Parameter, value: str) -> date:
@@ -77,3 +73,10 @@ def business_day(ctx: click.Context, param: click.Parameter, value: str) -> date
         return date.fromisoformat(text)
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or YYYYMMDD)") from exc
+
+
+def _stacked(command: F, decorators: tuple[Callable[[F], F], ...]) -> F:
+    """``command`` under ``decorators``, the first one outermost (so listed first in --help)."""
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
