@@ -55,7 +55,9 @@ chaos: install ## replay 200k events while SIGKILLing the worker 5 times, then v
 
 audit: install ## check installed dependencies for known vulnerabilities
 	$(BIN)/python -m pip install --quiet 'pip-audit>=2.7,<3'
-	$(BIN)/pip-audit --skip-editable
+	# --strict: a package that cannot be checked (no access to the vulnerability service) fails
+	# the audit instead of passing it silently.
+	$(BIN)/pip-audit --skip-editable --strict
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) .merchant-monitor .pytest_cache .mypy_cache .ruff_cache
