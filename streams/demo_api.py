@@ -87,8 +87,9 @@ def serve_until_interrupted(settings: Settings, log_path: Path, examples: ApiExa
                 f'{base}/tasks/TASK_ID/outcome -d \'{{"merchant_id": "MERCHANT_ID", '
                 f'"manager_id": "{examples.manager_id}", "outcome": "reached"}}\''
             )
-        click.echo("Ctrl-C stops the worker and the broker.")
         try:
+            # Announced inside the try: a Ctrl-C right after the line still stops cleanly.
+            click.echo("Ctrl-C stops the worker and the broker.")
             while True:
                 worker.check_alive()
                 time.sleep(1)

@@ -51,7 +51,8 @@ def test_demo_keeps_the_api_up_until_interrupted(tmp_path: Path) -> None:
         assert body["reasons"]
         assert "warehouse totals and published events match exactly" in text
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert demo.wait(timeout=90) == 0
+        rest = demo.communicate(timeout=90)[0]
+        assert demo.returncode == 0, text + rest
     finally:
         if demo.poll() is None:
             demo.kill()
