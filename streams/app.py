@@ -24,7 +24,7 @@ from streams.api import ApiRoutes, register_api, web_config
 from streams.bootstrap import attach_bootstrap
 from streams.codec import encode
 from streams.compat import install_end_offset_probe
-from streams.durability import StagedWrites
+from streams.durability import StagedWrites, install_stop_without_waiting
 from streams.errors import StreamsError
 from streams.metrics import PipelineMetrics
 from streams.processor import BatchProcessor
@@ -120,10 +120,6 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "producer_linger": 0.005,
         "consumer_max_fetch_size": settings.consumer_max_fetch_bytes,
         "stream_buffer_maxsize": 16_384,
-        # Events are acknowledged by the flush timer once what they caused is durable
-        # (streams/durability.py); Faust must not wait for them at a rebalance or a stop: the
-        # unacknowledged ones are simply read again by the partition's next owner.
-        "stream_wait_empty": False,
         **web_config(settings.web_enabled, settings.web_bind, settings.web_host, settings.web_port),
     }
 
@@ -136,6 +132,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     app = faust.App(settings.app_id, monitor=QuietMonitor(), **faust_config(settings))
     # Every table write waits for the outputs it implies (streams/durability.py).
     staged = StagedWrites()
+    install_stop_without_waiting()
     source = app.topic(
         topics.POS_TRANSACTIONS,
         topics.ACCOUNT_TRANSACTIONS,

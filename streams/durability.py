@@ -22,6 +22,11 @@ crash after step 4 re-delivers events that the state already holds: duplicates, 
 whose outputs are already written.
 
 Reads go through the staged values first, so the stages see their own latest state.
+
+At a rebalance Faust waits, as usual, until every event handed to the worker is acknowledged
+(the flush timer does it), so a partition's next owner starts from a consistent point. At a
+stop it does not wait (``install_stop_without_waiting``): the timers have stopped by then, and
+what is not acknowledged is read again at the next start.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from faust.streams import _current_event
+from faust.transport.consumer import Consumer
 
 from streams.processor import in_partition
 
@@ -169,3 +175,22 @@ def _current_partition(table_name: str) -> int:
     if event is None:
         raise RuntimeError(f"cannot modify table {table_name!r} outside of agent/stream")
     return int(event.message.partition)
+
+
+_ORIGINAL_WAIT_EMPTY = Consumer.wait_empty
+
+
+async def _wait_empty_unless_stopping(self: Consumer) -> None:
+    """``Consumer.wait_empty``, except that a stopping worker leaves unacknowledged events
+    unacknowledged instead of waiting for them forever (nothing acknowledges them any more: the
+    flush timer has stopped). Their offsets do not commit; the next start reads them again."""
+    if self.app.should_stop:
+        unacked = self._unacked_messages
+        for message in list(unacked):
+            unacked.discard(message)
+    await _ORIGINAL_WAIT_EMPTY(self)
+
+
+def install_stop_without_waiting() -> None:
+    """Patch Faust's consumer (idempotent): see ``_wait_empty_unless_stopping``."""
+    Consumer.wait_empty = _wait_empty_unless_stopping  # type: ignore[method-assign]
