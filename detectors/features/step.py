@@ -82,14 +82,19 @@ def _advance(state: MerchantState, day: int, params: FeatureParams) -> tuple[Day
 def _admit(
     state: MerchantState, day: int, txn_hash: int, params: FeatureParams
 ) -> StepResult | tuple[DaySnapshot, ...]:
-    """Lateness and duplicate checks; on admission, remember the id and advance the ring."""
+    """Duplicate and lateness checks; on admission, remember the id and advance the ring.
+
+    A remembered id is a duplicate even when its day has closed since: a copy of a counted event
+    (a re-delivery after a restart, a producer's retry) is acknowledged and counted once, not
+    dead-lettered as late.
+    """
+    seen = state.seen
+    if txn_hash in seen:
+        return StepResult(_DUPLICATE, day, REASON_DUPLICATE)
     if day <= state.closed_through:
         return StepResult(_LATE, day, REASON_DAY_CLOSED)
     if day < state.max_day - params.lateness_days:
         return StepResult(_LATE, day, REASON_BEYOND_LATENESS)
-    seen = state.seen
-    if txn_hash in seen:
-        return StepResult(_DUPLICATE, day, REASON_DUPLICATE)
     seen[txn_hash] = day
     if len(seen) > params.dedup_capacity:
         # Hard memory bound: forget the oldest id; its duplicate would now count twice.
