@@ -66,15 +66,18 @@ class DormancyDetector(Detector):
     min_dormant_days
         Floor of the dormant threshold (days of silence), outside known closure seasons.
     season_dormant_days
-        Floor when the silence began in a known closure season (the Spring Festival, or a
-        closure the merchant made at the same time of a previous year).
+        Floor when the silence began in, or ran into, a known closure season (the Spring
+        Festival, or a closure the merchant made at the same time of a previous year). Two
+        days above ``min_dormant_days`` by default: the dormancy convention allows flagging up
+        to two days after the crossing, and a shop closed for the festival gets them to reopen.
     lost_after_days
         Silence after which a merchant is lost (payment-industry convention: 3 months, then
         re-verification).
     min_gaps
         Gaps needed before the merchant's own gap quantiles are trusted (warm-up).
     season_before_days, season_after_days
-        A silence starting this many days before .. after New Year's Day is seasonal.
+        A silence with a day from this many days before .. after New Year's Day is seasonal
+        (for the memory of past closures: one that began at their time of year).
 
     Examples
     --------
@@ -93,7 +96,7 @@ class DormancyDetector(Detector):
         quiet_ratio: float = 1.5,
         gap_multiplier: float = 3.0,
         min_dormant_days: int = 30,
-        season_dormant_days: int = 30,
+        season_dormant_days: int = 32,
         lost_after_days: int = 90,
         min_gaps: int = 5,
         season_before_days: int = 14,
@@ -123,14 +126,30 @@ class DormancyDetector(Detector):
         missed = weeks * sum(rates) + sum(rates[(today - k) % 7] for k in range(rest))
         return missed, mean_rate
 
-    def _seasonal(self, start_day: int, memory: DormancyMemory | None) -> bool:
-        offset = days_from_spring_festival(start_day)
-        if -self.season_before_days <= offset <= self.season_after_days:
-            return True
-        for closed_from, _ in memory.closures if memory else ():
-            # The same time of a previous year (within two weeks): a customary closure.
+    def _in_window(self, start_day: int, day: int) -> bool:
+        """Whether a silence from ``start_day`` to ``day`` has a day in the festival window."""
+        return days_from_spring_festival(start_day) <= self.season_after_days and (
+            days_from_spring_festival(day) >= -self.season_before_days
+        )
+
+    def _customary(self, start_day: int, memory: DormancyMemory | None) -> int:
+        """Length of a closure made at the same time of a previous year (within two weeks),
+        0 if none."""
+        longest = 0
+        for closed_from, length in memory.closures if memory else ():
             since = start_day - closed_from
             if since >= 300 and ((since % 365) <= 14 or (since % 365) >= 351):
+                longest = max(longest, length)
+        return longest
+
+    def _seasonal(self, start_day: int, day: int, memory: DormancyMemory | None) -> bool:
+        # Any day of the silence in the festival window: begun in it, or run into it.
+        if self._in_window(start_day, day) or self._customary(start_day, memory):
+            return True
+        # A stray sale in a festival shutdown: a silence that resumes within two days of one.
+        for closed_from, length in memory.closures[-1:] if memory else ():
+            reopened = closed_from + length
+            if start_day - reopened <= 2 and self._in_window(closed_from, reopened - 1):
                 return True
         return False
 
@@ -157,11 +176,11 @@ class DormancyDetector(Detector):
         gap_q95 = max(feature(x, "gap_q95_days", 1.0), 1.0) if warm else 7.0
         missed, mean_rate = self._missed_open_days(x, silence)
         expected_open = max(gap_q95 * mean_rate, 1.0)
-        seasonal = silence > 0 and self._seasonal(day - silence + 1, memory)
+        seasonal = silence > 0 and self._seasonal(day - silence + 1, day, memory)
         floor = self.season_dormant_days if seasonal else self.min_dormant_days
-        past = max((length for _, length in memory.closures), default=0) if memory else 0
-        if seasonal and past:
-            floor = max(floor, past + 7)  # a closure it has made before, with a week's slack
+        past = self._customary(day - silence + 1, memory) if seasonal else 0
+        if past:
+            floor = max(floor, past + 7)  # a closure it made a year ago, with a week's slack
         threshold = max(float(floor), self.gap_multiplier * gap_q95)
         if silence >= self.lost_after_days:
             state = DormancyState.LOST

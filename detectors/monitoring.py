@@ -147,3 +147,71 @@ class ModelHealth:
             return None
         n = len(self._day_pairs)
         return sum(s for s, _ in self._day_pairs) / n - sum(1 for _, y in self._day_pairs if y) / n
+
+
+def rank_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Exact ROC AUC (Mann-Whitney, ties counted half); None without both classes.
+
+    >>> rank_auc([0.9, 0.2, 0.7, 0.7], [True, False, True, False])
+    0.875
+    """
+    pos = sum(1 for y in labels if y)
+    neg = len(labels) - pos
+    if not pos or not neg:
+        return None
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    pos_ranks = sum(r for r, y in zip(ranks, labels, strict=True) if y)
+    return (pos_ranks - pos * (pos + 1) / 2.0) / (pos * neg)
+
+
+@dataclass
+class Rivalry:
+    """Which of two scorers ranks the same recent labels better: a model and the rules.
+
+    Every resolved label is scored by both before the model learns it (progressive
+    validation); the model decides only while its exact AUC over the last ``window`` labels
+    beats the rules' by ``margin`` (re-judged every ``every`` labels, at least ``min_labels``).
+
+    Examples
+    --------
+    >>> r = Rivalry(window=100, min_labels=10, every=1)
+    >>> for i in range(20):
+    ...     r.observe(model=i % 2, rules=0.5, label=bool(i % 2))
+    >>> r.model_decides, round(r.model_auc or 0, 2), r.rules_auc
+    (True, 1.0, 0.5)
+    """
+
+    window: int = 2000
+    min_labels: int = 500
+    every: int = 100
+    margin: float = 0.0
+    _pairs: list[tuple[float, float, bool]] = field(default_factory=list)
+    _since: int = 0
+    model_auc: float | None = None
+    rules_auc: float | None = None
+    model_decides: bool = False
+
+    def observe(self, model: float, rules: float, label: bool) -> None:
+        self._pairs.append((float(model), float(rules), bool(label)))
+        if len(self._pairs) > self.window:
+            del self._pairs[: len(self._pairs) - self.window]
+        self._since += 1
+        if self._since >= self.every and len(self._pairs) >= self.min_labels:
+            self._since = 0
+            labels = [y for _, _, y in self._pairs]
+            self.model_auc = rank_auc([m for m, _, _ in self._pairs], labels)
+            self.rules_auc = rank_auc([r for _, r, _ in self._pairs], labels)
+            self.model_decides = (
+                self.model_auc is not None
+                and self.rules_auc is not None
+                and self.model_auc > self.rules_auc + self.margin
+            )

@@ -98,6 +98,10 @@ class OnlineClassifier(Detector):
         proba = self._lr.predict_proba_one(self._scaler.transform_one(xs))
         return float(proba.get(True, 0.0))
 
+    def proba_one(self, x: Mapping[str, float]) -> float:
+        """The model's probability even while it warms up (for progressive comparisons)."""
+        return self._proba(self._x(x))
+
     def score_one(self, x: Mapping[str, float]) -> float:
         if not self.is_warm:
             return self.neutral_score

@@ -17,6 +17,7 @@ from detectors.features.close import DaySnapshot
 from detectors.features.params import BusinessCalendar
 from detectors.inputs import CHURN_INPUTS, CREDIT_INPUTS, as_dict, derived, vector
 from detectors.lifecycle import LifecycleRules
+from detectors.monitoring import Rivalry
 from detectors.online import OnlineClassifier
 from detectors.seasonal import days_from_spring_festival
 from detectors.state import MAX_PENDING, DetectorState, half_precision
@@ -25,6 +26,8 @@ from schemas.outputs import Alert, AlertType, ReasonCode
 
 log = logging.getLogger(__name__)
 MODELS_FORMAT = 1
+#: Days of the exponential averages of inflow and card turnover on sale days.
+_INFLOW_DAYS = 30.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,11 @@ class MonitorParams:
     delinquency_horizon_days: int = 60
     label_stride_days: int = 7
     churn_open_score: float = 0.75
+    #: Whether the warm churn head may open churn alerts on its own (see ``_churn``).
+    churn_model_opens: bool = False
     credit_open_score: float = 0.75
+    #: Whether the warm delinquency head may raise the credit review on its own (``_credit``).
+    credit_model_opens: bool = False
     anomaly_score: float = 0.9
     festival_before_days: int = 14
     festival_after_days: int = 30
@@ -44,6 +51,10 @@ class MonitorParams:
     gone_hazard: float = 0.001
     closure_hazard: float = 0.003
     closure_hazard_season: float = 0.05
+    #: Days over which the weight of the closure explanation grows with the silence.
+    closure_ramp_days: float = 1.0
+    #: How much a falling turnover (1 - fast / slow) multiplies the leaving hazard.
+    inactive_decline_weight: float = 3.0
     dormancy: DormancyDetector = field(default_factory=DormancyDetector)
     churn_rules: ChurnRules = field(default_factory=ChurnRules)
     credit_rules: CreditRules = field(default_factory=CreditRules)
@@ -71,6 +82,8 @@ class MonitorModels:
         self.delinquency: OnlineClassifier = delinquency_head(delinquency_horizon_days)
         self.segments: dict[str, SegmentAnomaly] = {}
         self.seed = seed
+        #: The inactive head against the rules (``inactivity_prior``) on the same labels.
+        self.inactive_rivalry = Rivalry()
 
     def segment(self, name: str) -> SegmentAnomaly:
         model = self.segments.get(name)
@@ -96,6 +109,8 @@ class MonitorModels:
         models = pickle.loads(zlib.decompress(data[1:]))  # noqa: S301 - our own saved models
         if not isinstance(models, MonitorModels):
             raise DetectorError("saved models are not MonitorModels")
+        if not hasattr(models, "inactive_rivalry"):  # saved before the rivalry existed
+            models.inactive_rivalry = Rivalry()
         return models
 
 
@@ -141,6 +156,7 @@ def _track(state: DetectorState, snapshot: DaySnapshot, params: MonitorParams) -
     elif totals.acct_settlement_amount_fen > 0 or state.prev_pos_fen == 0:
         state.settlement_missing_days = 0
     state.prev_pos_fen = float(totals.pos_approved_amount_fen)
+    _track_inflows(state, snapshot)
     if not festival:  # the festival is not a change of the merchant's level
         state.drift.update(float(totals.pos_approved_amount_fen), day)
     memory = state.dormancy
@@ -149,6 +165,37 @@ def _track(state: DetectorState, snapshot: DaySnapshot, params: MonitorParams) -
     if silence > state.dormant_threshold_days and memory.last_silence_days >= 0:
         memory.last_dormant_day = day
     return festival
+
+
+def _track_inflows(state: DetectorState, snapshot: DaySnapshot) -> None:
+    """Credits other than POS settlement: their usual level on sale days, and how they run
+    during a POS silence (another acquirer settling here keeps them coming every day)."""
+    totals = snapshot.totals
+    settled = totals.acct_settlement_amount_fen > 0
+    inflow = float(totals.acct_credit_amount_fen - totals.acct_settlement_amount_fen)
+    if totals.pos_approved_count > 0:
+        state.silence_credit_days, state.silence_inflow_fen = 0, 0.0
+        sale = float(totals.pos_approved_amount_fen)
+        if state.inflow_fen < 0:
+            state.inflow_fen, state.sale_fen = inflow, sale
+        else:
+            state.inflow_fen += (inflow - state.inflow_fen) / _INFLOW_DAYS
+            state.sale_fen += (sale - state.sale_fen) / _INFLOW_DAYS
+        return
+    state.silence_credit_days += totals.acct_credit_count - int(settled) > 0
+    state.silence_inflow_fen += inflow
+
+
+def _silence_extras(state: DetectorState, silence_days: int) -> dict[str, float]:
+    """Churn rule inputs of a POS silence: days with other credits, and the inflow beyond the
+    usual one as a share of the usual card turnover (about 1 when another acquirer settles)."""
+    if silence_days <= 0 or state.inflow_fen < 0:
+        return {"silence_credit_days": 0.0, "silence_excess_inflow": 0.0}
+    excess = state.silence_inflow_fen - state.inflow_fen * silence_days
+    return {
+        "silence_credit_days": float(state.silence_credit_days),
+        "silence_excess_inflow": excess / max(state.sale_fen * silence_days, 1.0),
+    }
 
 
 def _resolve_churn_labels(
@@ -161,7 +208,11 @@ def _resolve_churn_labels(
             keep.append((t, vec))
             continue
         x = as_dict(vec, CHURN_INPUTS)
-        models.inactive.learn_one(x, last_active <= t)
+        inactive = last_active <= t
+        logit = min(max(feature(x, "inactivity_prior_logit"), -30.0), 30.0)
+        rules = 1.0 / (1.0 + math.exp(-logit))
+        models.inactive_rivalry.observe(models.inactive.proba_one(x), rules, inactive)
+        models.inactive.learn_one(x, inactive)
         models.churn.learn_one(x, state.dormancy.last_dormant_day > t)
     state.pending_churn = keep[-MAX_PENDING:]
 
@@ -256,6 +307,14 @@ def on_day_closed(
         gaps=(feature(x, "gap_q50_days"), feature(x, "gap_q95_days"))
         if verdict.decided_by == "rules:own_gaps"
         else None,
+        closure_ramp_days=params.closure_ramp_days,
+        # A fading merchant that still sells is likelier to leave; once silent, the silence
+        # itself is the evidence.
+        decline=1.0 - drift.fast_fen / drift.slow_fen
+        if drift.slow_fen > 0 and verdict.silence_days == 0
+        else 0.0,
+        decline_weight=params.inactive_decline_weight,
+        in_season=verdict.seasonal,
     )
     extra = {
         "inactivity_prior_logit": math.log(max(prior, 1e-6) / max(1.0 - prior, 1e-6)),
@@ -267,22 +326,31 @@ def on_day_closed(
         "settlement_missing_days": float(state.settlement_missing_days),
     }
     d = derived(x, extra)
-    sampled = _sampled(snapshot.merchant_id, day, params.label_stride_days)
     ever_active = verdict.decided_by != "rules:never_active"
+    d.update(_silence_extras(state, verdict.silence_days))
+    mean_balance = feature(x, "eod_balance_mean_30d_fen")
+    d["eod_vs_mean_30d"] = feature(x, "eod_balance_fen") / mean_balance if mean_balance > 0 else 1.0
+    # Selling stopped beyond the merchant's own gaps: its cash-flow "stress" is a departure.
+    d["pos_stopped"] = float(
+        ever_active and verdict.silence_days >= 2 and feature(x, "silence_ratio_q95") >= 1.5
+    )
+    sampled = _sampled(snapshot.merchant_id, day, params.label_stride_days)
     if sampled and ever_active:
         state.pending_churn.append((day, half_precision(vector(d, CHURN_INPUTS))))
     if sampled and state.loan.borrower:
         state.pending_credit.append((day, half_precision(vector(d, CREDIT_INPUTS))))
-    # Inactivity: P(no POS sale in the next H days); rules until the head is warm.
-    if models.inactive.is_warm and ever_active:
+    # Inactivity: P(no POS sale in the next H days): the rules, unless the head is warm and
+    # has been ranking the recent labels better than they did.
+    if models.inactive.is_warm and models.inactive_rivalry.model_decides and ever_active:
         p_inactive, inactive_by = models.inactive.score_one(d), f"model:{models.inactive.version}"
         models.inactive.health.observe_score(p_inactive)
     else:
         p_inactive, inactive_by = prior, "rules:own_activity_rate"
-    churn_score, churn_by, churn_reasons = _churn(d, x, models, params)
-    credit_score, credit_by, credit_reasons = _credit(state, d, sampled, segment, models, params)
+    churn_score, churn_by, churn_reasons, churn_fire = _churn(d, x, models, params)
+    credit_score, credit_by, credit_reasons, review = _credit(
+        state, d, sampled, segment, models, params
+    )
     category = loan_category(state.loan.days_past_due, borrowing_to_repay=False)
-    review = credit_score >= params.credit_open_score and state.loan.borrower
     stage = params.lifecycle.stage(
         day - state.first_day + 1,
         verdict.state,
@@ -326,7 +394,7 @@ def on_day_closed(
         ),
         Decision(
             AlertType.CHURN,
-            churn_score >= params.churn_open_score,
+            churn_fire,
             churn_score,
             2 if churn_score >= 0.9 else 1,
             churn_by,
@@ -357,17 +425,28 @@ def on_day_closed(
 
 def _churn(
     d: dict[str, float], x: dict[str, float], models: MonitorModels, params: MonitorParams
-) -> tuple[float, str, list[ReasonCode]]:
+) -> tuple[float, str, list[ReasonCode], bool]:
+    """Churn score, who decided, reasons, and whether an alert should be open.
+
+    The rules open alerts. The warm head's P(dormant or lost within H days) is reported when it
+    scores above the rules, but opens an alert only with ``churn_model_opens``: its label is a
+    dormancy, which seasonal closures share, not the loss of the merchant (measured: most of
+    its alerts fell on merchants that did not churn)."""
     hits = params.churn_rules.hits(d, x)
     rule_score = round(noisy_or([h.strength for h in hits]), 6)
     by = f"rules:{hits[0].name}" if hits else "rules:none"
     reasons = [h.reason for h in hits]
+    if rule_score >= params.churn_open_score:
+        if models.churn.is_warm:
+            models.churn.health.observe_score(models.churn.score_one(d))
+        return rule_score, by, reasons, True
     if models.churn.is_warm:
         p = models.churn.score_one(d)
         models.churn.health.observe_score(p)
         if p > rule_score:
-            return round(p, 6), f"model:{models.churn.version}", models.churn.reasons(d)
-    return rule_score, by, reasons
+            fire = params.churn_model_opens and p >= params.churn_open_score
+            return round(p, 6), f"model:{models.churn.version}", models.churn.reasons(d), fire
+    return rule_score, by, reasons, False
 
 
 def _credit(
@@ -377,7 +456,12 @@ def _credit(
     segment: str,
     models: MonitorModels,
     params: MonitorParams,
-) -> tuple[float, str, list[ReasonCode]]:
+) -> tuple[float, str, list[ReasonCode], bool]:
+    """Credit score, who decided, reasons, and the 关注 review flag (borrowers only).
+
+    The rules raise the review. The warm delinquency head's probability is reported when it
+    scores above the rules, but raises the review only with ``credit_model_opens`` (measured:
+    on its own it flagged about one healthy borrower in eight per month)."""
     if state.loan.days_past_due > 7:
         reason = ReasonCode(
             feature="days_past_due",
@@ -385,7 +469,7 @@ def _credit(
             baseline=0.0,
             contribution=1.0,
         )
-        return 1.0, "rules:overdue_beyond_grace", [reason]
+        return 1.0, "rules:overdue_beyond_grace", [reason], state.loan.borrower
     hits = params.credit_rules.hits(d)
     strengths = [h.strength for h in hits]
     reasons = [h.reason for h in hits]
@@ -394,21 +478,24 @@ def _credit(
         seg = models.segment(segment)
         anomaly = seg.score_one(d)
         if anomaly >= params.anomaly_score:
-            strengths.append(0.3)
+            strengths.append(0.2)
             reasons.append(
                 ReasonCode(
                     feature="segment_anomaly",
                     value=round(anomaly, 6),
                     baseline=params.anomaly_score,
-                    contribution=0.3,
+                    contribution=0.2,
                 )
             )
         if sampled and not hits:  # confirmed stress stays out of the normal-behaviour model
             seg.learn_one(d)
     score = round(noisy_or(strengths), 6)
+    fire = state.loan.borrower and score >= params.credit_open_score
     if state.loan.borrower and models.delinquency.is_warm:
         p = models.delinquency.score_one(d)
         models.delinquency.health.observe_score(p)
-        if p > score:
-            return round(p, 6), f"model:{models.delinquency.version}", models.delinquency.reasons(d)
-    return score, by, reasons[:5]
+        if p > score and not fire:
+            by_model = f"model:{models.delinquency.version}"
+            fire = params.credit_model_opens and p >= params.credit_open_score
+            return round(p, 6), by_model, models.delinquency.reasons(d), fire
+    return score, by, reasons[:5], fire

@@ -25,6 +25,10 @@ _LOAN = struct.Struct("<BHiqd")  # borrower, dpd, last overdue day, exposure fen
 _SLOT = struct.Struct("<BiHBiB")
 _CLOSURE = struct.Struct("<iH")
 _QUEUE = struct.Struct("<BB")
+#: Optional trailer after the queues (states written before it decode with its defaults):
+#: days of the current POS silence with a credit other than settlement, inflow other than
+#: settlement during the silence, and the usual daily inflow and card turnover on sale days.
+_SILENCE = struct.Struct("<Hddd")
 
 
 @dataclass(slots=True)
@@ -56,13 +60,17 @@ class DetectorState:
     alerts: list[AlertSlot] = field(default_factory=lambda: [AlertSlot() for _ in ALERT_TYPES])
     pending_churn: list[tuple[int, list[float]]] = field(default_factory=list)
     pending_credit: list[tuple[int, list[float]]] = field(default_factory=list)
+    silence_credit_days: int = 0
+    silence_inflow_fen: float = 0.0
+    inflow_fen: float = -1.0
+    sale_fen: float = -1.0
 
     def encode(self) -> bytes:
         """Compact bytes for the worker's table (format byte first).
 
         >>> s = DetectorState(first_day=20_000)
         >>> s.pending_churn.append((20_001, [0.5] * len(CHURN_INPUTS)))
-        >>> DetectorState.decode(s.encode()) == s, len(s.encode()) < 200
+        >>> DetectorState.decode(s.encode()) == s, len(s.encode()) < 250
         (True, True)
         """
         m = self.dormancy
@@ -122,6 +130,14 @@ class DetectorState:
             for day, vec in queue:
                 parts.append(struct.pack("<i", day))
                 parts.append(np.asarray(vec, dtype="<f2").tobytes())
+        parts.append(
+            _SILENCE.pack(
+                min(self.silence_credit_days, 65535),
+                self.silence_inflow_fen,
+                self.inflow_fen,
+                self.sale_fen,
+            )
+        )
         return b"".join(parts)
 
     @classmethod
@@ -166,13 +182,14 @@ class DetectorState:
                 queue.append((day, vec.tolist()))  # Python floats, exact as float(v)
                 pos += 2 * width
             queues.append(queue)
+        trailer = _SILENCE.unpack_from(buf, pos) if len(buf) - pos >= _SILENCE.size else None
         memory = DormancyMemory(
             DormancyState(dstate),
             last_dormant,
             [(int(a), int(b)) for a, b in closures],
             last_silence,
         )
-        return cls(
+        state = cls(
             dormancy=memory,
             dormant_threshold_days=threshold,
             first_day=first,
@@ -184,6 +201,10 @@ class DetectorState:
             pending_churn=queues[0],
             pending_credit=queues[1],
         )
+        if trailer is not None:  # absent from states written before it existed
+            credit_days, state.silence_inflow_fen, state.inflow_fen, state.sale_fen = trailer
+            state.silence_credit_days = int(credit_days)
+        return state
 
 
 def half_precision(values: list[float]) -> list[float]:

@@ -18,7 +18,7 @@ from detectors.drift import TurnoverDrift
 from detectors.features import BusinessCalendar, DailyTotals, DaySnapshot
 from detectors.lifecycle import LifecycleRules
 from detectors.pipeline import MonitorModels, MonitorParams, on_day_closed, on_loan_event
-from detectors.state import DetectorState
+from detectors.state import _SILENCE, DetectorState
 from schemas.dashboard_rows import LifecycleStage, LoanCategory
 from schemas.outputs import AlertStatus, AlertType
 
@@ -122,6 +122,79 @@ def test_churn_rules_signals() -> None:
     assert rules.hits({**stop, "festival_season": 1.0}, raw) == []
 
 
+def test_churn_weak_signals_cannot_open_an_alert_alone() -> None:
+    rules, params = ChurnRules(), MonitorParams()
+    weak = {
+        "missed_open_days_ratio": 5.0,
+        "drift_direction": -1.0,
+        "turnover_fast_vs_slow": 0.1,
+    }
+    raw = {"days_since_last_txn": 6.0, "days_since_last_acct_txn": 1.0}
+    names = {h.name for h in rules.hits(weak, raw)}
+    assert names == {"pos_stopped_account_active", "turnover_decline"}
+    assert rules.score_one({**weak, **raw}) < params.churn_open_score
+
+
+def _stopped(silence: float, credit_days: float, excess: float) -> dict[str, float]:
+    return {
+        "ever_active": 1.0,
+        "days_since_last_txn": silence,
+        "silence_ratio_q95": silence / 2.0,
+        "silence_credit_days": credit_days,
+        "silence_excess_inflow": excess,
+    }
+
+
+def test_churn_other_acquirer_needs_daily_credits_and_waits_out_the_festival() -> None:
+    rules, params = ChurnRules(), MonitorParams()
+    switched = _stopped(6, 5, 0.9)
+    assert rules.hits(switched, switched)[0].name == "pos_stopped_other_acquirer"
+    assert rules.score_one(switched) >= params.churn_open_score
+    closed = _stopped(6, 2, 0.9)  # a shop closed for a while: transfers only now and then
+    assert rules.score_one(closed) < params.churn_open_score
+    usual = _stopped(6, 6, 0.05)  # credits every day, but no more than usual
+    assert rules.score_one(usual) < params.churn_open_score
+    season = {**switched, "festival_season": 1.0}
+    assert rules.score_one(season) < params.churn_open_score
+    long_season = {**_stopped(11, 10, 0.9), "festival_season": 1.0}
+    assert rules.score_one(long_season) >= params.churn_open_score
+
+
+def test_churn_balance_swept_after_sales_stop() -> None:
+    rules = ChurnRules()
+    swept = _stopped(3, 0, 0.0) | {
+        "eod_balance_mean_30d_fen": 1_000_000.0,
+        "eod_balance_fen": 5_000.0,
+        "outflow_transfer_own_other_bank_30d_fen": 900_000.0,
+    }
+    assert rules.hits(swept, swept)[0].name == "balance_swept_pos_stopped"
+    spent = {**swept, "outflow_transfer_own_other_bank_30d_fen": 0.0}  # spent, not moved
+    assert rules.hits(spent, spent) == []
+    selling = {**swept, "days_since_last_txn": 0.0, "silence_ratio_q95": 0.0}
+    assert rules.hits(selling, selling) == []
+
+
+def test_credit_strong_and_weak_signals() -> None:
+    rules, params = CreditRules(), MonitorParams()
+    assert rules.score_one({"returned_item_count_30d": 1.0}) >= params.credit_open_score
+    near_zero = {"eod_min_vs_turnover": 0.01, "eod_slope_vs_turnover": -0.2}
+    assert rules.hits(near_zero)[0].name == "balance_near_zero"
+    assert rules.score_one(near_zero) >= params.credit_open_score
+    # A merchant that stopped selling: its empty account is a departure, not credit stress.
+    assert rules.score_one({**near_zero, "pos_stopped": 1.0}) < params.credit_open_score
+    borrowing = {"other_lender_new_30d": 1.0, "eod_vs_mean_30d": 0.3}
+    assert rules.hits(borrowing)[0].name == "new_lender_balance_draining"
+    assert rules.score_one({**borrowing, "eod_vs_mean_30d": 0.9}) < params.credit_open_score
+    weak = {
+        "overdraft_days_30d": 0.2,
+        "other_lender_new_30d": 1.0,
+        "payroll_late": 1.0,
+        "turnover_fast_vs_slow": 0.1,
+    }
+    assert len(rules.hits(weak)) == 4
+    assert rules.score_one(weak) < params.credit_open_score
+
+
 def test_drift_direction_both_ways() -> None:
     down, up = TurnoverDrift(), TurnoverDrift()
     for _ in range(40):
@@ -200,6 +273,17 @@ def test_pipeline_settlement_leaving_alert_and_state_codec() -> None:
     assert scores.credit_score == 1.0
 
 
+def test_state_trailer_round_trip_and_states_written_before_it() -> None:
+    state = DetectorState(first_day=DAY, silence_credit_days=4, silence_inflow_fen=12_345.0)
+    state.inflow_fen, state.sale_fen = 800.0, 5_000.0
+    assert DetectorState.decode(state.encode()) == state
+    # A state written before the silence trailer existed decodes with its defaults.
+    old = DetectorState(first_day=DAY).encode()[: -_SILENCE.size]
+    again = DetectorState.decode(old)
+    assert again.first_day == DAY
+    assert (again.silence_credit_days, again.inflow_fen) == (0, -1.0)
+
+
 def test_state_decode_rejects_unknown_format() -> None:
     import pytest
 
@@ -212,3 +296,90 @@ def test_models_pickle_round_trip() -> None:
     again = MonitorModels.from_bytes(models.to_bytes())
     assert again.churn.version == models.churn.version
     assert pickle.loads(pickle.dumps(models)).inactive.version == models.inactive.version
+
+
+def test_pipeline_other_acquirer_alert_from_daily_credits() -> None:
+    params, models = MonitorParams(), MonitorModels()
+    state = None
+    alerts = []
+    for k in range(40):
+        day = DAY - 40 + k
+        credit = 3_000 if k % 5 == 0 else 0  # a customer transfer now and then
+        totals = DailyTotals(
+            pos_approved_count=5,
+            pos_approved_amount_fen=10_000,
+            acct_credit_count=1 + (credit > 0),
+            acct_credit_amount_fen=9_940 + credit,
+            acct_settlement_amount_fen=9_940,
+        )
+        feats = _x(0) | {"silence_ratio_q95": 0.0}
+        state, _, _ = on_day_closed(
+            state, DaySnapshot("M1", day, totals, feats), "catering", models, params
+        )
+    for k in range(1, 8):
+        # POS stopped; another acquirer's settlement arrives here every day from the second.
+        totals = DailyTotals(
+            acct_credit_count=1 if k > 1 else 0,
+            acct_credit_amount_fen=9_900 if k > 1 else 0,
+        )
+        feats = _x(k) | {"silence_ratio_q95": k / 2.0}
+        state, out, _ = on_day_closed(
+            state, DaySnapshot("M1", DAY + k, totals, feats), "catering", models, params
+        )
+        alerts += out
+        state = DetectorState.decode(state.encode())
+    churn = [a for a in alerts if a.alert_type is AlertType.CHURN]
+    assert [a.decided_by for a in churn] == ["rules:pos_stopped_other_acquirer"]
+    assert churn[0].as_of_date == BusinessCalendar.date_of_day(DAY + 5)
+
+
+@given(st.lists(st.tuples(st.integers(0, 5).map(float), st.booleans()), min_size=2, max_size=40))
+def test_rank_auc_equals_pairwise_count(pairs: list[tuple[float, bool]]) -> None:
+    from detectors.monitoring import rank_auc
+
+    scores = [s for s, _ in pairs]
+    labels = [y for _, y in pairs]
+    pos = [s for s, y in pairs if y]
+    neg = [s for s, y in pairs if not y]
+    got = rank_auc(scores, labels)
+    if not pos or not neg:
+        assert got is None
+        return
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    assert got is not None
+    assert abs(got - wins / (len(pos) * len(neg))) < 1e-9
+
+
+def test_models_saved_before_the_rivalry_still_load() -> None:
+    models = MonitorModels()
+    del models.inactive_rivalry
+    again = MonitorModels.from_bytes(models.to_bytes())
+    assert not again.inactive_rivalry.model_decides
+
+
+def test_dormancy_waits_two_more_days_for_a_silence_that_ran_into_the_festival() -> None:
+    det = DormancyDetector()
+    festival = BusinessCalendar.day_of_date(date(2026, 2, 17))
+    # Began 23 days before the festival (outside its window) and ran into it.
+    into = [det.assess(_x(s), festival - 24 + s) for s in (31, 32, 33)]
+    assert all(v.seasonal for v in into)
+    assert [v.state for v in into][1:] == [DormancyState.QUIET, DormancyState.DORMANT]
+    # The same silence in June: dormant once it exceeds the 30-day convention.
+    june = det.assess(_x(31), DAY)
+    assert not june.seasonal
+    assert june.state is DormancyState.DORMANT
+
+
+def test_dormancy_a_silence_resuming_after_a_stray_sale_in_a_shutdown_is_seasonal() -> None:
+    det = DormancyDetector()
+    festival = BusinessCalendar.day_of_date(date(2026, 2, 17))
+    start = festival + 9  # after the festival window
+    shut = DormancyMemory(closures=[(festival - 6, 14)])  # reopened on festival + 8
+    assert det.assess(_x(32), start + 31, shut).seasonal
+    assert det.assess(_x(32), start + 31, shut).state is DormancyState.QUIET
+    other = DormancyMemory(closures=[(festival - 60, 14)])  # an older, unrelated closure
+    assert not det.assess(_x(32), start + 31, other).seasonal
+    # A closure this year does not raise the threshold; one a year ago does (plus a week).
+    assert det.assess(_x(32), start + 31, shut).threshold_days == 32.0
+    last_year = DormancyMemory(closures=[(start - 365, 40)])
+    assert det.assess(_x(32), start + 31, last_year).threshold_days == 47.0
