@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from schemas.settings import Settings
+from streams.compat import probe_end_offsets
 from streams.errors import StreamsError
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,14 @@ def consumer_lag(
             for topic in topic_names
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        ends: Mapping[TopicPartition, int] = consumer.end_offsets(partitions)
+        reported: Mapping[TopicPartition, int] = consumer.end_offsets(partitions)
         committed = {tp: consumer.committed(tp) for tp in partitions}
+        # The local broker reports a partition's end a record batch short (streams/compat.py):
+        # without the probe, "everything committed" came true before the last batches were.
+        probed = probe_end_offsets(
+            bootstrap_servers, {TP(tp.topic, tp.partition): end for tp, end in reported.items()}
+        )
+        ends = {tp: probed[TP(tp.topic, tp.partition)] for tp in reported}
     except KafkaError as exc:
         raise StreamsError(f"cannot read consumer lag from the broker: {exc}") from exc
     finally:
