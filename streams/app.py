@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,8 @@ LIMIT_TABLE = "pos-loan-limit"
 MANAGER_QUEUE_TABLE = "manager-queue"
 #: Internal topic (suffix after the app id) carrying proposals and outcomes to managers.
 TASK_REQUESTS_TOPIC = "task-requests"
+#: Shortest time between two early publications of closed days' outputs (live traffic).
+EARLY_OUTPUT_GAP_S = 0.2
 
 
 class QuietMonitor(FaustMonitor):
@@ -217,15 +220,24 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         calendar=processor.params.calendar,
     )
 
+    # noack_take: the processor acknowledges each record (on the consumer) once what it caused
+    # is written (it may hold records back to align the two inputs in event time); offsets
+    # commit only up to the oldest unacknowledged record, so nothing held is lost in a crash.
+    def acknowledge(records: list[Any]) -> None:
+        ack = app.consumer.ack
+        for record in records:
+            ack(record)
+
+    processor.ack = acknowledge
+
     @app.agent(source, name="merchant-features")
     async def track_merchant_days(stream: StreamT[Any]) -> None:
         events: list[EventT[Any]]
-        # noack_take: the processor acknowledges each event once it is applied (it may hold
-        # events back to align the two inputs in event time); offsets commit only up to the
-        # oldest unacknowledged event, so nothing held is lost in a crash.
         async for events in stream.noack_take(settings.batch_max_events, within=0.2):
+            records = [event.message for event in events]
             try:
-                await processor.process(stream, events)
+                await processor.process(records)
+                await publish_closed_days()
             except Exception:
                 # An unexpected error would leave events unacknowledged and the commit stuck
                 # behind them while the agent restarts: exit instead, so a restart re-reads.
@@ -313,6 +325,27 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             inflight.clear()
             return written
 
+    last_outputs = {"days_closed": 0, "at": 0.0}
+
+    async def publish_closed_days() -> None:
+        """Alerts, limits and rows of the days just closed, at once when the worker has caught
+        up (nothing left on the broker to read): an alert need not wait for the timer. Outputs
+        before state is the safe order (streams/durability.py); the states and the
+        acknowledgements still wait for the timer. At most every EARLY_OUTPUT_GAP_S, and never
+        while reading a backlog, where the timer's larger batches are cheaper."""
+        closed, now = processor.counters.days_closed, time.monotonic()
+        if (
+            closed == last_outputs["days_closed"]
+            or now - last_outputs["at"] < EARLY_OUTPUT_GAP_S
+            or any(processor.lag_by_partition().values())
+        ):
+            return
+        last_outputs.update(days_closed=closed, at=now)
+        async with durable:
+            await detection.publish()
+            await actions.publish()
+            await sink.flush()
+
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
         await processor.tick()
@@ -338,6 +371,8 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     app.on_partitions_revoked.connect(forget_revoked)
 
     async def flush_on_shutdown(sender: Any, **_: Any) -> None:
+        # Changed feature states go with the detector states of the days they closed.
+        await processor.write_states()
         written = await make_durable()  # its metrics sample: even a short run leaves figures
         detection.save_models()
         success.save()

@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event  # Faust keeps "the event being processed" here
-from faust.types import TP, EventT
+from faust.types import TP, EventT, Message
 
 from detectors.features import (
     BusinessCalendar,
@@ -53,7 +53,8 @@ DECODERS: dict[str, Decoder[Any]] = {
     topics.LOAN_EVENTS: Decoder(LoanEvent),
     topics.OUTREACH_OUTCOMES: Decoder(OutreachOutcome),
 }
-Item = tuple[EventT[Any], PosTransaction | AccountTransaction]
+Item = tuple[Message, PosTransaction | AccountTransaction]
+Acker = Callable[[list[Message]], None]
 SnapshotHandler = Callable[[int, list[DaySnapshot]], None]
 _event_s = itemgetter(0)
 
@@ -104,6 +105,7 @@ class BatchProcessor:
         cache_size: int,
         max_pending: int = 1_000_000,
         wall_clock: Callable[[], float] = time.time,
+        ack: Acker | None = None,
     ) -> None:
         self.app = app
         self.table = table
@@ -126,37 +128,37 @@ class BatchProcessor:
         self._indexed: set[int] = set()
         self._clocks: dict[int, PartitionClock] = {}
         self._align: dict[int, PartitionAlignment] = {}
-        self._pending: dict[int, list[tuple[float, int, EventT[Any], Any]]] = {}
+        self._pending: dict[int, list[tuple[float, int, Message, Any]]] = {}
         #: partition -> merchant -> events applied since its state was last written (unacked).
         self._dirty: dict[int, dict[bytes, list[Item]]] = {}
         self._seq = 0
-        self._stream: Any = None
+        #: Acknowledges records on the consumer (``Consumer.ack``, set by streams/app.py).
+        self.ack = ack
         #: Events done (state written, or refused) whose rows may still wait in the sink: they
         #: are acknowledged only after the flush that writes them (``take_done`` and
         #: ``acknowledge``), so a crash before the warehouse has their rows re-delivers them.
-        self._to_ack: list[EventT[Any]] = []
+        self._to_ack: list[Message] = []
 
     # -- per batch -------------------------------------------------------------------------
 
-    async def process(self, stream: Any, events: Sequence[EventT[Any]]) -> None:
-        """Validate a batch, hold back what runs ahead, apply and acknowledge the rest."""
-        self._stream = stream
+    async def process(self, events: Sequence[Message]) -> None:
+        """Validate a batch of records, hold back what runs ahead, apply and acknowledge the
+        rest."""
         wall = self.wall_clock()
         horizon = wall + self.max_future_s
         skip_before = self.skip_before_s
         partitions: set[int] = set()
-        for event in events:
-            message = event.message
+        for message in events:
             decoded = DECODERS[message.topic].decode(message.key, message.value)
             if isinstance(decoded, Rejected):
-                await self._dead_letter(event, decoded)
-                self._to_ack.append(event)
+                await self._dead_letter(message, decoded)
+                self._to_ack.append(message)
                 continue
             event_s = decoded.event_time.timestamp()
             if event_s > horizon:
                 error = f"event time {decoded.event_time.isoformat()} is in the future"
-                await self._dead_letter(event, Rejected("future", error))
-                self._to_ack.append(event)
+                await self._dead_letter(message, Rejected("future", error))
+                self._to_ack.append(message)
                 continue
             self._alignment(message.partition).observe(
                 message.topic, int(event_s), message.offset, wall
@@ -165,11 +167,11 @@ class BatchProcessor:
                 # Its business day is one the bootstrap's backfill counted (docs/backfill.md):
                 # applying it again would count it twice. It still moves the watermark.
                 self.counters.skipped_backfilled += 1
-                self._to_ack.append(event)
+                self._to_ack.append(message)
                 continue
             self._seq += 1
             self._pending.setdefault(message.partition, []).append(
-                (event_s, self._seq, event, decoded)
+                (event_s, self._seq, message, decoded)
             )
             partitions.add(message.partition)
         self.counters.events += len(events)
@@ -177,17 +179,15 @@ class BatchProcessor:
             await self._release(partition, wall)
         await self.sink.maybe_flush()
 
-    def take_done(self) -> list[EventT[Any]]:
+    def take_done(self) -> list[Message]:
         """Events done so far; acknowledge them once the flush after this call succeeded."""
         done, self._to_ack = self._to_ack, []
         return done
 
-    async def acknowledge(self, events: list[EventT[Any]]) -> None:
+    async def acknowledge(self, events: list[Message]) -> None:
         """Acknowledge events whose rows, alerts, tasks and limits are written."""
-        if self._stream is None:
-            return
-        for event in events:
-            await self._stream.ack(event)
+        if self.ack is not None and events:
+            self.ack(events)
 
     async def tick(self) -> None:
         """Timer work: release held events, close days of partitions that went idle, and write
@@ -195,6 +195,15 @@ class BatchProcessor:
         wall = self.wall_clock()
         for partition in list(self._align):
             await self._release(partition, wall)
+        await self.write_states()
+
+    async def write_states(self) -> None:
+        """Write every changed state; the events behind them are acknowledged after the flush.
+
+        The flush that follows (``streams/app.py``) makes these writes durable together with
+        the detector and action states of the days they closed, so a restart never sees a
+        day's detector update without the feature state that closed it.
+        """
         for partition in list(self._dirty):
             await self._flush(partition)
 
@@ -218,9 +227,15 @@ class BatchProcessor:
         ready = pending[:n]
         del pending[:n]
         if ready:
+            clock = self._clock(partition)
+            if clock.max_event_s < 0:
+                # The first observation tells the clock where the partition's history starts:
+                # the earliest event, not the watermark after a (possibly large) first batch,
+                # so that every day from there on closes for silent merchants too.
+                clock.observe_epoch_seconds(int(ready[0][0]))
             by_merchant: dict[bytes, list[Item]] = {}
             for _, _, event, decoded in ready:
-                by_merchant.setdefault(event.message.key, []).append((event, decoded))
+                by_merchant.setdefault(event.key, []).append((event, decoded))
             for key, items in by_merchant.items():
                 await self._apply(key, items)
         await self._advance(partition, wall, watermark)
@@ -228,13 +243,16 @@ class BatchProcessor:
     # -- merchants ---------------------------------------------------------------------------
 
     async def _apply(self, key: bytes, items: list[Item]) -> None:
-        partition = items[-1][0].message.partition
+        partition = items[-1][0].partition
+        emitted_through = -1  # days the detectors have: a revert keeps them closed
         try:
             state = self._load(key)
+            if state is not None:
+                emitted_through = state.closed_through
             touched: set[int] = set()
             closed: list[DaySnapshot] = []
             kept: list[Item] = []  # applied or duplicate: acknowledged once the state is written
-            late: list[tuple[EventT[Any], str]] = []  # unchanged state: acknowledged at once
+            late: list[tuple[Message, str]] = []  # unchanged state: acknowledged at once
             for event, decoded in items:
                 state, result = step(state, decoded, self.params)
                 if result.status is StepStatus.APPLIED:
@@ -251,7 +269,7 @@ class BatchProcessor:
             # batch are dead-lettered for replay after a fix, and its state goes back to what
             # it was before the batch.
             log.exception("processing merchant %r failed; dead-lettering its batch", key)
-            await self._revert(key, partition)
+            await self._revert(key, partition, emitted_through)
             for event, _ in items:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
                 self._to_ack.append(event)
@@ -266,9 +284,7 @@ class BatchProcessor:
                 row = daily_row(merchant_id, day, day_totals(state, day), closed=False)
                 self.sink.add("merchant_daily", (merchant_id, day), row)
         if closed:
-            # Days closed here move the detector state on: write the feature state with it.
             self._emit(partition, closed)
-            await self._flush(partition)
         for event, reason in late:
             await self._dead_letter(event, Rejected("late", reason))
             self._to_ack.append(event)
@@ -285,7 +301,7 @@ class BatchProcessor:
         self, key: bytes, state: MerchantState, partition: int, items: Sequence[Item] = ()
     ) -> None:
         """Cache a changed state; it is written to the table, and the events that changed it
-        are acknowledged, at the partition's next flush (a close, the timer) or on eviction."""
+        are acknowledged, at the next timer tick or shutdown (``write_states``) or on eviction."""
         if key not in self._cache and len(self._cache) >= self.cache_size:
             oldest = next(iter(self._cache))
             owner = next((p for p, dirty in self._dirty.items() if oldest in dirty), None)
@@ -313,33 +329,36 @@ class BatchProcessor:
             for event, _ in items:
                 self._to_ack.append(event)
 
-    async def _revert(self, key: bytes, partition: int) -> None:
+    async def _revert(self, key: bytes, partition: int, emitted_through: int) -> None:
         """After a failed batch: the merchant's state as written, plus the events applied since
-        (unacknowledged yet); if those fail again too, they are dead-lettered as well."""
+        (unacknowledged yet) and the days closed since; if those fail again too, the events are
+        dead-lettered as well."""
         self._cache.pop(key, None)
-        applied = self._dirty.get(partition, {}).pop(key, [])
-        if not applied:
+        dirty = self._dirty.get(partition, {})
+        if key not in dirty:
             return
+        applied = dirty.pop(key)
         try:
             state = self._load(key)
             for _, decoded in applied:
                 state, _ = step(state, decoded, self.params)
+            if state is not None and state.closed_through < emitted_through:
+                # Closed since the state was written: the detectors have those days.
+                state, _ = close_through(state, emitted_through, self.params)
         except Exception as exc:
             log.exception("re-applying merchant %r failed; dead-lettering its events", key)
             for event, _ in applied:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
                 self._to_ack.append(event)
             return
-        assert state is not None
-        await self._keep(key, state, partition, applied)
+        if state is not None:
+            await self._keep(key, state, partition, applied)
 
     # -- business days -------------------------------------------------------------------------
 
     async def _advance(self, partition: int, wall: float, watermark: int | None) -> None:
         align = self._alignment(partition)
-        clock = self._clocks.get(partition)
-        if clock is None:
-            clock = self._clocks[partition] = PartitionClock(self.params, self.idle_s)
+        clock = self._clock(partition)
         if watermark is not None:
             last_wall = max(
                 (p.last_wall_s for p in align.inputs.values() if p.last_wall_s is not None),
@@ -358,7 +377,12 @@ class BatchProcessor:
             state, snapshots = close_through(state, through, self.params)
             await self._keep(key, state, partition)
             self._emit(partition, snapshots)
-        await self._flush(partition)
+
+    def _clock(self, partition: int) -> PartitionClock:
+        clock = self._clocks.get(partition)
+        if clock is None:
+            clock = self._clocks[partition] = PartitionClock(self.params, self.idle_s)
+        return clock
 
     def _emit(self, partition: int, snapshots: list[DaySnapshot]) -> None:
         if not snapshots:
@@ -448,10 +472,9 @@ class BatchProcessor:
 
     async def dead_letter(self, event: EventT[Any], rejected: Rejected) -> None:
         """Send a refused record to the dead-letter topic and table, with the reason."""
-        await self._dead_letter(event, rejected)
+        await self._dead_letter(event.message, rejected)
 
-    async def _dead_letter(self, event: EventT[Any], rejected: Rejected) -> None:
-        message = event.message
+    async def _dead_letter(self, message: Message, rejected: Rejected) -> None:
         ref = RecordRef(message.topic, message.partition, message.offset, message.key)
         letter = dead_letter(ref, message.value, rejected)
         self.counters.dead_letters[rejected.reason] += 1

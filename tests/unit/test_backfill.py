@@ -380,8 +380,8 @@ class _Stream:
     def __init__(self) -> None:
         self.acked: list[Any] = []
 
-    async def ack(self, event: Any) -> None:
-        self.acked.append(event)
+    def ack(self, records: list[Any]) -> None:
+        self.acked.extend(records)
 
 
 class _Topic:
@@ -405,7 +405,7 @@ def _sales(start: datetime, count: int) -> Iterator[Any]:
         message = SimpleNamespace(
             topic=topics.POS_TRANSACTIONS, key=b"M1", value=encode(sale), partition=0, offset=i
         )
-        yield SimpleNamespace(message=message)
+        yield message
 
 
 def test_processor_skips_and_counts_events_of_backfilled_days() -> None:
@@ -426,10 +426,11 @@ def test_processor_skips_and_counts_events_of_backfilled_days() -> None:
         cache_size=100,
         wall_clock=lambda: start.timestamp() + 30 * 86_400,
     )
+    stream = _Stream()
+    processor.ack = stream.ack
     processor.skip_before_s = skip_before
     events = list(_sales(start, 16))  # 4 a day over 4 days: the first 2 days are skipped
-    stream = _Stream()
-    asyncio.run(processor.process(stream, events))
+    asyncio.run(processor.process(events))
     assert processor.counters.skipped_backfilled == 8
     assert processor.counters.applied == 8
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush

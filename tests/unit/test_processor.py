@@ -24,11 +24,13 @@ START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
 class _Stream:
+    """Records what the processor acknowledges (on the consumer, in the worker)."""
+
     def __init__(self) -> None:
         self.acked: list[Any] = []
 
-    async def ack(self, event: Any) -> None:
-        self.acked.append(event)
+    def ack(self, records: list[Any]) -> None:
+        self.acked.extend(records)
 
 
 class _Topic:
@@ -54,11 +56,11 @@ class _Table(dict[bytes, bytes]):
         super().__setitem__(key, value)
 
 
-def _sales(first: int, count: int, *, hours: float = 1.0) -> Iterator[Any]:
+def _sales(first: int, count: int, *, hours: float = 1.0, merchant: str = "M1") -> Iterator[Any]:
     for i in range(first, first + count):
         sale = PosTransaction(
-            txn_id=f"t{i}",
-            merchant_id="M1",
+            txn_id=f"{merchant}-t{i}",
+            merchant_id=merchant,
             terminal_id="T1",
             event_time=START + timedelta(hours=hours * i),
             amount_fen=1_000 + i,
@@ -68,12 +70,16 @@ def _sales(first: int, count: int, *, hours: float = 1.0) -> Iterator[Any]:
             mcc="5812",
         )
         message = SimpleNamespace(
-            topic=topics.POS_TRANSACTIONS, key=b"M1", value=encode(sale), partition=0, offset=i
+            topic=topics.POS_TRANSACTIONS,
+            key=merchant.encode(),
+            value=encode(sale),
+            partition=0,
+            offset=i,
         )
-        yield SimpleNamespace(message=message)
+        yield message
 
 
-def _processor(table: _Table, dead_letters: _Topic) -> BatchProcessor:
+def _processor(table: _Table, dead_letters: _Topic, stream: _Stream) -> BatchProcessor:
     return BatchProcessor(
         SimpleNamespace(consumer=None),  # type: ignore[arg-type]
         table,  # type: ignore[arg-type]
@@ -86,6 +92,7 @@ def _processor(table: _Table, dead_letters: _Topic) -> BatchProcessor:
         max_future_s=1e12,
         cache_size=100,
         wall_clock=lambda: START.timestamp() + 30 * 86_400,
+        ack=stream.ack,
     )
 
 
@@ -96,9 +103,9 @@ def _events_of_day(table: _Table) -> int:
 
 def test_applied_events_are_acknowledged_after_their_state_is_written() -> None:
     table, stream = _Table(), _Stream()
-    processor = _processor(table, _Topic())
+    processor = _processor(table, _Topic(), stream)
     for first in (0, 4):  # two batches of the same open day
-        asyncio.run(processor.process(stream, list(_sales(first, 4))))
+        asyncio.run(processor.process(list(_sales(first, 4))))
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert stream.acked == []
     assert table.writes == 0
@@ -110,35 +117,67 @@ def test_applied_events_are_acknowledged_after_their_state_is_written() -> None:
     assert _events_of_day(table) == 8
 
 
-def test_a_day_close_writes_the_state_and_acknowledges_at_once() -> None:
+def test_a_day_close_waits_for_the_timer_like_any_other_change() -> None:
+    # The detector states of the closed days are written by the same flush (streams/app.py).
     table, stream = _Table(), _Stream()
-    processor = _processor(table, _Topic())
-    asyncio.run(processor.process(stream, list(_sales(0, 4, hours=12.0))))  # days 0 and 1
-    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
-    assert stream.acked == []
+    processor = _processor(table, _Topic(), stream)
+    asyncio.run(processor.process(list(_sales(0, 4, hours=12.0))))  # days 0 and 1
     # Days 2 to 5: the watermark passes day 1 + lateness (3 days), so days 0 and 1 close.
-    asyncio.run(processor.process(stream, list(_sales(4, 8, hours=12.0))))
+    asyncio.run(processor.process(list(_sales(4, 8, hours=12.0))))
     assert processor.counters.days_closed == 2
+    asyncio.run(processor.acknowledge(processor.take_done()))  # a flush before the timer's
+    assert stream.acked == []
+    assert table.writes == 0
+    asyncio.run(processor.write_states())  # the timer (or the shutdown)
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 12
     assert table.writes == 1
+    assert decode_state(table[b"M1"][2:]).closed_through == PARAMS.calendar.day_of(START) + 1
+
+
+def test_a_failed_batch_keeps_the_days_closed_since_the_last_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table, stream, dead_letters = _Table(), _Stream(), _Topic()
+    processor = _processor(table, dead_letters, stream)
+    asyncio.run(processor.process(list(_sales(0, 4, hours=12.0))))
+    asyncio.run(processor.process(list(_sales(4, 8, hours=12.0))))  # closes days 0 and 1
+    assert processor.counters.days_closed == 2
+    real_step = processor_module.step
+
+    def failing_step(state: Any, event: Any, params: FeatureParams) -> Any:
+        if event.txn_id == "M1-t12":
+            raise RuntimeError("a bug")
+        return real_step(state, event, params)
+
+    monkeypatch.setattr(processor_module, "step", failing_step)
+    asyncio.run(processor.process(list(_sales(12, 1, hours=12.0))))
+    assert processor.counters.dead_letters["internal_error"] == 1
+    asyncio.run(processor.write_states())
+    state = decode_state(table[b"M1"][2:])
+    # The state written holds every day closed (each went to the detectors once): none of
+    # them closes again.
+    assert state.closed_through - state.first_day + 1 == processor.counters.days_closed
+    asyncio.run(processor.tick())
+    assert state.closed_through - state.first_day + 1 == processor.counters.days_closed
+    assert day_totals(state, PARAMS.calendar.day_of(START)).event_count == 2
 
 
 def test_a_failed_batch_keeps_the_unwritten_events_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     table, stream, dead_letters = _Table(), _Stream(), _Topic()
-    processor = _processor(table, dead_letters)
-    asyncio.run(processor.process(stream, list(_sales(0, 4))))  # applied, not written yet
+    processor = _processor(table, dead_letters, stream)
+    asyncio.run(processor.process(list(_sales(0, 4))))  # applied, not written yet
     real_step = processor_module.step
 
     def failing_step(state: Any, event: Any, params: FeatureParams) -> Any:
-        if event.txn_id == "t5":
+        if event.txn_id == "M1-t5":
             raise RuntimeError("a bug")
         return real_step(state, event, params)
 
     monkeypatch.setattr(processor_module, "step", failing_step)
-    asyncio.run(processor.process(stream, list(_sales(4, 2))))
+    asyncio.run(processor.process(list(_sales(4, 2))))
     assert len(dead_letters.sent) == 2  # t4 and t5: the merchant's events of that batch
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 2
@@ -148,3 +187,17 @@ def test_a_failed_batch_keeps_the_unwritten_events_before_it(
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 6
     assert _events_of_day(table) == 4  # the first batch survived, the failed one left no trace
+
+
+def test_a_first_batch_of_many_days_closes_them_for_silent_merchants_too() -> None:
+    # A worker starting on a backlog may take days of events in its first batch: the partition
+    # clock starts at the earliest of them, not at the batch's watermark.
+    table, stream = _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream)
+    quiet = list(_sales(0, 1, merchant="M2"))  # one sale on day 0, then silence
+    asyncio.run(processor.process(quiet + list(_sales(0, 9, hours=24.0))))  # M1: days 0 to 8
+    asyncio.run(processor.write_states())
+    day0 = PARAMS.calendar.day_of(START)
+    # Day 8 is the newest: days through 8 - 3 (lateness) - 1 are final, for both merchants.
+    assert decode_state(table[b"M2"][2:]).closed_through == day0 + 4
+    assert decode_state(table[b"M1"][2:]).closed_through == day0 + 4
