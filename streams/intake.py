@@ -1,0 +1,187 @@
+"""Batch intake: records of chosen topics go from Faust's fetcher to a consumer in whole fetches,
+without Faust's per-event streams. An experiment, NOT used by the worker (docs/worker.md).
+
+Measured on the benchmark backlog it cut the worker's CPU per event by more than half, but a
+chaos run with kills in mid-backlog (`merchant-monitor chaos --merchants 1500`) found records
+that the worker had applied and persisted re-delivered after a restart and refused as late:
+somewhere in the start-up or recovery hand-over a record is dropped unacknowledged, and the
+commit then stalls behind it while processing goes on. Until that is found and covered by a
+test, only the do-nothing benchmark consumer (``bench/children.py``, ``faust_batch_noop``) uses
+it, to show the ceiling.
+
+Faust hands every record to a stream one at a time: a task pair per record to wait on flow
+control, an ``Event`` with a decoded key and value, a queue, the stream's iterator with its
+context variable and sensors, and an acknowledgement through the event. For the two transaction
+topics that machinery cost about as much CPU as all our processing. ``BatchIntake`` keeps
+Faust's consumer (group membership, fetching, offsets, commits, rebalances and tables) and
+replaces only the hand-over: the consumer's drain loop puts each fetch's records of the intake
+topics on a bounded queue as one list, and the processor acknowledges records on the consumer
+itself (``Consumer.ack``), which is what ``Event.ack`` ends in. Records of every other topic
+still go to their agents record by record.
+
+Semantics kept from the stream path (``faust.streams.Stream._c_aiter``):
+
+- a record is tracked as unacknowledged (``Consumer.track_message``) when it is handed over, so
+  offsets commit only up to the oldest unacknowledged record and a rebalance waits for it;
+- records fetched under an earlier consumer generation, or while flow control is suspended (a
+  rebalance), are skipped unacknowledged: their partition's next owner reads them;
+- the queue is cleared when flow resumes after a rebalance, like the streams' buffers;
+- a full queue blocks the drain loop: back-pressure instead of unbounded buffering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types import TP, AppT, Message
+from mode.utils.queues import FlowControlQueue
+
+#: Attribute of the app naming its intake (the patched drain loop looks for it).
+_ATTR = "_merchant_monitor_intake"
+
+
+class BatchIntake:
+    """Whole fetches of ``topic_names`` for one consumer of the records (see the module doc)."""
+
+    def __init__(self, app: AppT, topic_names: Iterable[str], max_batches: int = 8) -> None:
+        self.app = app
+        self.topic_names = frozenset(topic_names)
+        self._queue: FlowControlQueue[list[Message]] = FlowControlQueue(
+            maxsize=max_batches, flow_control=app.flow_control, clear_on_resume=True
+        )
+        setattr(app, _ATTR, self)
+        _install()
+
+    async def put(self, records: list[Message]) -> None:
+        await self.app.flow_control.acquire()
+        await self._queue.put(records)
+
+    async def batches(self, max_records: int) -> AsyncIterator[list[Message]]:
+        """Lists of at most about ``max_records`` current records, tracked as unacknowledged."""
+        queue = self._queue
+        app = self.app
+        while True:
+            records = await queue.get()
+            while queue.qsize() and len(records) < max_records:
+                records = records + queue.get_nowait()
+            consumer = app.consumer
+            generation = app.consumer_generation_id
+            if not app.flow_control.is_active():
+                continue
+            current = [r for r in records if r.generation_id == generation]
+            if not current:
+                continue
+            track = consumer.track_message
+            for record in current:
+                record.tracked = True
+                track(record)
+            yield current
+
+    def waiting(self) -> bool:
+        """Whether fetched records wait to be handed over."""
+        return bool(self._queue.qsize())
+
+    def ack(self, records: Iterable[Message]) -> None:
+        """Acknowledge records handed over by :meth:`batches` (their offsets may commit)."""
+        ack = self.app.consumer.ack
+        for record in records:
+            ack(record)
+
+
+_ORIGINAL_DRAIN = Consumer._drain_messages
+
+
+async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
+    """``Consumer._drain_messages`` with whole fetches of the intake topics handed over at once.
+
+    The same loop as Faust's (faust-streaming 0.15), record for record, except that records of
+    the intake's topics are collected and put on the intake's queue, in fetch order, before the
+    next record of another topic and at the end of each fetch.
+    """
+    intake: BatchIntake | None = getattr(self.app, _ATTR, None)
+    if intake is None:
+        await _ORIGINAL_DRAIN(self, fetcher)
+        return
+    names = intake.topic_names
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            ait = cast(AsyncIterator[tuple[TP, Message]], getmany(timeout=1.0))
+            await self.sleep(0)
+            if self.should_stop:
+                continue
+            batch: list[Message] = []
+            async for tp, message in ait:
+                offset = message.offset
+                r_offset = get_read_offset(tp)
+                if r_offset is not None and offset < r_offset:
+                    continue  # already read (Faust drops these too)
+                gap = offset - (r_offset or 0)
+                if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, r_offset + 1, offset)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                if message.topic in names:
+                    batch.append(message)
+                else:
+                    if batch:
+                        await self.wait_first(intake.put(batch), self.suspend_flow.wait())
+                        batch = []
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                set_read_offset(tp, offset)
+            if batch:
+                await self.wait_first(intake.put(batch), self.suspend_flow.wait())
+            unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
+
+
+_ORIGINAL_WAIT_EMPTY = Consumer.wait_empty
+
+
+async def _wait_empty(self: Consumer) -> None:
+    """``Consumer.wait_empty``, except that a stopping worker does not wait for intake records.
+
+    Those it has not acknowledged stay unacknowledged on purpose (the state they changed was
+    not written): the next start reads them again. Waiting for them would never end, since the
+    timer that acknowledges records has stopped by then. A rebalance still waits for them.
+    """
+    intake: BatchIntake | None = getattr(self.app, _ATTR, None)
+    if intake is not None and self.app.should_stop:
+        unacked = self._unacked_messages
+        for message in [m for m in unacked if m.topic in intake.topic_names]:
+            unacked.discard(message)
+    await _ORIGINAL_WAIT_EMPTY(self)
+
+
+def _install() -> None:
+    # Apps without an intake (tests, the benchmark baselines) run Faust's own code unchanged.
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]
