@@ -37,7 +37,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path(".merchant-monitor/bench"))
     extras = parser.add_argument_group("latency, limit API and scale-out")
     extras.add_argument("--latency-merchants", type=int, default=None, help="[500; 100 quick]")
-    extras.add_argument("--latency-warm-days", type=int, default=None, help="[14; 12 quick]")
+    extras.add_argument("--latency-warm-days", type=int, default=None, help="[21; 12 quick]")
     extras.add_argument(
         "--latency-seconds", type=float, default=None, help="per rate [30; 8 quick]"
     )
@@ -60,7 +60,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.merchants = args.merchants or (100 if quick else 500)
     args.days = args.days or (30 if quick else 60)
     args.latency_merchants = args.latency_merchants or (100 if quick else 500)
-    args.latency_warm_days = args.latency_warm_days or (12 if quick else 14)
+    args.latency_warm_days = args.latency_warm_days or (12 if quick else 21)
     args.latency_seconds = args.latency_seconds or (8.0 if quick else 30.0)
     args.api_merchants = args.api_merchants or (100 if quick else 500)
     args.api_days = args.api_days or (40 if quick else 60)

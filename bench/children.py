@@ -134,7 +134,19 @@ def faust_app(args: argparse.Namespace, counter: Counter) -> Any:
         key_serializer="raw",
         value_serializer="raw",
     )
-    if args.kind == "faust_noop":
+    if args.kind == "faust_batch_noop":
+        from streams.intake import BatchIntake
+
+        app.topics.add(source)
+        intake = BatchIntake(app, args.topics)
+
+        @app.task
+        async def batch_noop() -> None:
+            async for records in intake.batches(5000):
+                intake.ack(records)
+                counter.add(len(records))
+
+    elif args.kind == "faust_noop":
 
         @app.agent(source, name="noop")
         async def noop(stream: Any) -> None:
@@ -164,7 +176,14 @@ def faust_app(args: argparse.Namespace, counter: Counter) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "kind", choices=["raw_consumer", "faust_noop", "faust_naive_table", "delivery_probe"]
+        "kind",
+        choices=[
+            "raw_consumer",
+            "faust_noop",
+            "faust_batch_noop",
+            "faust_naive_table",
+            "delivery_probe",
+        ],
     )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--group", required=True)

@@ -33,6 +33,12 @@ TARGETS = (
     ("pipeline_eps", "full pipeline, one worker (events/s)", ">=", 8000.0),
     ("pipeline_over_naive", "pipeline / naive Faust table", ">=", 2.5),
     ("p99_5k", "p99 latency at 5,000 events/s (ms)", "<=", 2000.0),
+    (
+        "merchant_state_max",
+        "serialized state per merchant: largest `merchant-state` value, key included (bytes)",
+        "<=",
+        2048.0,
+    ),
     ("api_p99", "limit API p99 at 500 requests/s, worker idle (ms)", "<=", 20.0),
     ("api_p99_load", "limit API p99 at 500 requests/s, worker consuming a stream (ms)", "<=", 20.0),
     ("scale_out_correct", "two workers: each merchant on one worker, totals exact", "==", True),
@@ -248,6 +254,9 @@ def _targets(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         "pipeline_eps": doc["throughput_eps"]["pipeline"],
         "pipeline_over_naive": doc["throughput_ratios"]["pipeline_over_naive"],
         "p99_5k": doc["latency_ms"]["p99_5k"],
+        "merchant_state_max": (doc.get("table_bytes_per_key") or {})
+        .get("merchant-state", {})
+        .get("max"),
         "api_p99": doc["limit_api_ms"]["p99"],
         "api_p99_load": under_load.get("p99"),
         "scale_out_correct": scale.get("correct"),

@@ -122,6 +122,18 @@ def test_report_fills_latency_api_scale_out_and_targets() -> None:
             {"one_eps": 100.0, "two_eps": 150.0, "check": {"correct": True}},
             {"one_eps": 100.0, "two_eps": 170.0, "check": {"correct": False}},
         ],
+        tables={
+            "merchant-state": {
+                "keyed_by": "merchant",
+                "keys": 3,
+                "records": 9,
+                "record_bytes": 5000,
+                "p50": 900,
+                "p99": 2000,
+                "max": 2100,
+                "mean": 1000.0,
+            }
+        },
     )
     assert doc["latency_ms"] == {
         "p50_1k": 800.0,
@@ -140,6 +152,7 @@ def test_report_fills_latency_api_scale_out_and_targets() -> None:
         "pipeline_eps": False,
         "pipeline_over_naive": True,
         "p99_5k": False,
+        "merchant_state_max": False,
         "api_p99": True,
         "api_p99_load": False,
         "scale_out_correct": False,
