@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 _installed: dict[str, Any] = {}
 
 
-def probe_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, int]) -> dict[TP, int]:
-    """The true end offset (last offset + 1) of each partition, reading from the reported one."""
+def probe_end_offsets(
+    bootstrap_servers: list[str], reported: Mapping[TP, int], *, log_level: int = logging.INFO
+) -> dict[TP, int]:
+    """The true end offset (last offset + 1) of each partition, reading from the reported one.
+
+    Corrections are logged at ``log_level`` (callers that poll pass ``logging.DEBUG``)."""
     ends = {tp: int(end) for tp, end in reported.items() if end is not None}
     if not ends:
         return dict(reported)  # type: ignore[arg-type]
@@ -59,7 +63,7 @@ def probe_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, int]) 
         consumer.close()
     moved = {tp: (reported[tp], end) for tp, end in ends.items() if end != reported[tp]}
     if moved:
-        log.info("end offsets corrected by probing: %s", moved)
+        log.log(log_level, "end offsets corrected by probing: %s", moved)
     return {**reported, **ends}
 
 

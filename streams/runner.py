@@ -119,7 +119,9 @@ def consumer_lag(
         # The local broker reports a partition's end a record batch short (streams/compat.py):
         # without the probe, "everything committed" came true before the last batches were.
         probed = probe_end_offsets(
-            bootstrap_servers, {TP(tp.topic, tp.partition): end for tp, end in reported.items()}
+            bootstrap_servers,
+            {TP(tp.topic, tp.partition): end for tp, end in reported.items()},
+            log_level=logging.DEBUG,  # called every poll
         )
         ends = {tp: probed[TP(tp.topic, tp.partition)] for tp in reported}
     except KafkaError as exc:
