@@ -11,13 +11,13 @@ import argparse
 import logging
 import os
 import platform
-import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import api, latency, offline, report, scaleout
+from bench.common import standalone
 from bench.throughput import KINDS, measure
 from schemas import topics
 
@@ -72,11 +72,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("bench").setLevel(logging.INFO)
-    workdir = args.workdir.resolve()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = standalone(logging.getLogger("bench"), args.workdir)
     started = datetime.now(UTC)
     loadavg_start = os.getloadavg()[0]
 

@@ -28,7 +28,14 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import migrated, simulation_for, stop_child, summary_ms, worker_settings
+from bench.common import (
+    migrated,
+    simulation_for,
+    standalone,
+    stop_child,
+    summary_ms,
+    worker_settings,
+)
 from bench.tables import changelog_sizes
 from schemas import topics
 from streams.broker import LocalBroker, create_topics, free_port
@@ -335,7 +342,6 @@ def load_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.api`: this part of `make bench` on its own; prints JSON."""
     import json
-    import shutil
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["load"]:
@@ -350,11 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=Path(".merchant-monitor/bench-api"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    log.setLevel(logging.INFO)
-    workdir = args.workdir.resolve()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = standalone(log, args.workdir)
     results, tables = measure(
         args.runs,
         args.merchants,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import statistics
 import sys
 from pathlib import Path
 
+from bench.common import standalone
 from bench.throughput import Backlog, run_pipeline
 from detectors.features import FeatureParams
 from schemas import topics
@@ -40,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=Path(".merchant-monitor/bench-backfill"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    log.setLevel(logging.INFO)
-    workdir = args.workdir.resolve()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = standalone(log, args.workdir)
 
     simulation = simulate(Scenario.default().resized(merchants=args.merchants, days=args.days), 7)
     files = workdir / "sim"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import shutil
 import signal
 import statistics
 import subprocess
@@ -122,3 +124,14 @@ def simulation_for(
             return simulation, head, tail
         missing = tail_messages - len(tail)
         days += math.ceil(missing / (merchants * 2.0)) + 1
+
+
+def standalone(log: logging.Logger, workdir: Path) -> Path:
+    """Set-up of a benchmark run from its own command line: quiet logging but for ``log``, and
+    ``workdir`` emptied and created. Returns its absolute path."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)
+    workdir = workdir.resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return workdir

@@ -39,6 +39,7 @@ from bench.common import (
     migrated,
     read_topics,
     simulation_for,
+    standalone,
     stop_child,
     summary_ms,
     worker_settings,
@@ -399,7 +400,6 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.latency`: one part of `make bench` on its own; prints JSON."""
     import argparse
-    import shutil
 
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
     parser.add_argument("--runs", type=int, default=1)
@@ -410,11 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flush-interval", type=float, default=1.0)
     parser.add_argument("--workdir", type=Path, default=Path(".merchant-monitor/bench-latency"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    log.setLevel(logging.INFO)
-    workdir = args.workdir.resolve()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = standalone(log, args.workdir)
     results = measure(
         args.runs,
         args.merchants,

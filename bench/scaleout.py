@@ -28,7 +28,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from bench.common import migrated, worker_settings
+from bench.common import migrated, standalone, worker_settings
 from schemas import topics
 from streams.broker import LocalBroker, create_topics, free_port
 from streams.runner import WorkerProcess, wait_until_consumed
@@ -240,7 +240,6 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.scaleout`: this part of `make bench` on its own; prints JSON."""
     import json
-    import shutil
 
     parser = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__)
     parser.add_argument("--runs", type=int, default=1)
@@ -249,11 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=Path(".merchant-monitor/bench-scaleout"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    log.setLevel(logging.INFO)
-    workdir = args.workdir.resolve()
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = standalone(log, args.workdir)
     results = measure(args.runs, args.merchants, args.days, args.partitions, workdir)
     out = [
         {
