@@ -1,13 +1,6 @@
 """Batch intake: records of chosen topics go from Faust's fetcher to a consumer in whole fetches,
-without Faust's per-event streams. An experiment, NOT used by the worker (docs/worker.md).
-
-Measured on the benchmark backlog it cut the worker's CPU per event by more than half, but a
-chaos run with kills in mid-backlog (`merchant-monitor chaos --merchants 1500`) found records
-that the worker had applied and persisted re-delivered after a restart and refused as late:
-somewhere in the start-up or recovery hand-over a record is dropped unacknowledged, and the
-commit then stalls behind it while processing goes on. Until that is found and covered by a
-test, only the do-nothing benchmark consumer (``bench/children.py``, ``faust_batch_noop``) uses
-it, to show the ceiling.
+without Faust's per-event streams. The worker takes the two transaction topics this way
+(``streams/app.py``); docs/worker.md has the measurements.
 
 Faust hands every record to a stream one at a time: a task pair per record to wait on flow
 control, an ``Event`` with a decoded key and value, a queue, the stream's iterator with its
@@ -26,7 +19,9 @@ Semantics kept from the stream path (``faust.streams.Stream._c_aiter``):
 - records fetched under an earlier consumer generation, or while flow control is suspended (a
   rebalance), are skipped unacknowledged: their partition's next owner reads them;
 - the queue is cleared when flow resumes after a rebalance, like the streams' buffers;
-- a full queue blocks the drain loop: back-pressure instead of unbounded buffering.
+- a full queue blocks the drain loop: back-pressure instead of unbounded buffering;
+- a stopping worker does not wait for records it has not acknowledged (the patch of
+  ``Consumer.wait_empty`` in ``streams/durability.py``, which covers every noack stream).
 """
 
 from __future__ import annotations
@@ -163,25 +158,6 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
         unset_flag(CONSUMER_FETCHING)
 
 
-_ORIGINAL_WAIT_EMPTY = Consumer.wait_empty
-
-
-async def _wait_empty(self: Consumer) -> None:
-    """``Consumer.wait_empty``, except that a stopping worker does not wait for intake records.
-
-    Those it has not acknowledged stay unacknowledged on purpose (the state they changed was
-    not written): the next start reads them again. Waiting for them would never end, since the
-    timer that acknowledges records has stopped by then. A rebalance still waits for them.
-    """
-    intake: BatchIntake | None = getattr(self.app, _ATTR, None)
-    if intake is not None and self.app.should_stop:
-        unacked = self._unacked_messages
-        for message in [m for m in unacked if m.topic in intake.topic_names]:
-            unacked.discard(message)
-    await _ORIGINAL_WAIT_EMPTY(self)
-
-
 def _install() -> None:
     # Apps without an intake (tests, the benchmark baselines) run Faust's own code unchanged.
     Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
-    Consumer.wait_empty = _wait_empty  # type: ignore[method-assign]
