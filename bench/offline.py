@@ -48,12 +48,13 @@ def backtest_run(files: Path) -> tuple[int, float]:
 
 
 def state_sizes(merchants: int, days: int, seed: int = 7) -> list[int]:
-    """encode_state sizes per merchant after running the whole simulated history."""
+    """Feature-state sizes per merchant (as the worker's `merchant-state` holds them: without
+    the transaction ids, which have a table of their own) after the whole simulated history."""
     simulation = simulate(Scenario.default().resized(merchants=merchants, days=days), seed)
     fp = FeatureParams(auto_close_features=False)
     params = MonitorParams(horizon_days=30)
     result = run(from_simulation(simulation, fp), fp, params, MonitorModels(params.horizon_days))
-    return [len(encode_state(state)) for state in result.feature_states.values()]
+    return [len(encode_state(state, ids=False)) for state in result.feature_states.values()]
 
 
 def daily_rows(data_dir: Path) -> list[dict[str, Any]]:

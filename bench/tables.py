@@ -9,6 +9,7 @@ from bench.common import quantile, read_topics
 #: The worker's tables (streams/app.py) and what their keys are.
 TABLES = {
     "merchant-state": "merchant",
+    "merchant-txn-ids": "merchant",
     "detector-state": "merchant",
     "merchant-actions": "merchant",
     "pos-loan-limit": "merchant",

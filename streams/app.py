@@ -40,6 +40,8 @@ SEGMENT_TABLE = "merchant-segment"
 DETECTOR_STATE_TABLE = "detector-state"
 #: Name of the table holding each merchant's feature state (its changelog topic derives from it).
 MERCHANT_STATE_TABLE = "merchant-state"
+#: Each merchant's remembered transaction ids (de-duplication set of its open days).
+MERCHANT_IDS_TABLE = "merchant-txn-ids"
 #: Each merchant's action state (profile facts, limit state, outreach slots).
 ACTION_STATE_TABLE = "merchant-actions"
 #: Each merchant's current POS-loan limit (the JSON published last), read by the limit API.
@@ -163,6 +165,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     processor = BatchProcessor(
         app,
         states,
+        table(MERCHANT_IDS_TABLE, "Each merchant's transaction ids of its open days (dedup)."),
         sink,
         dead_letters,
         FeatureParams.from_settings(settings),

@@ -27,7 +27,9 @@ from detectors.features import (
     StepStatus,
     close_through,
     day_totals,
+    decode_ids,
     decode_state,
+    encode_ids,
     encode_state,
     step,
 )
@@ -82,18 +84,29 @@ def daily_row(snapshot_merchant: str, day: int, totals: Any, closed: bool) -> di
     }
 
 
+def _ids_mark(state: MerchantState) -> tuple[int, int]:
+    """Changes whenever the remembered ids do: an admitted id is appended last, and ids are
+    only ever dropped (oldest first, or by day at a close), which shortens the set."""
+    seen = state.seen
+    return len(seen), next(reversed(seen)) if seen else -1
+
+
 class BatchProcessor:
     """Applies batches merchant by merchant and closes business days per partition.
 
     The table value of a merchant is two bytes of its partition number followed by the encoded
     feature state, so that after a restart every merchant of a partition can be found and its
-    silent days closed. Decoded states are cached (bounded) between batches.
+    silent days closed. The state's remembered transaction ids (the de-duplication set of its
+    open days, the largest part of a busy merchant's state) go to a table of their own,
+    ``ids``, written only when they changed. Decoded states are cached (bounded) between
+    batches.
     """
 
     def __init__(
         self,
         app: faust.App,
         table: faust.Table,
+        ids: faust.Table,
         sink: WarehouseSink,
         dead_letters: faust.TopicT,
         params: FeatureParams,
@@ -109,6 +122,7 @@ class BatchProcessor:
     ) -> None:
         self.app = app
         self.table = table
+        self.ids = ids
         self.sink = sink
         self.dead_letters = dead_letters
         self.params = params
@@ -124,6 +138,8 @@ class BatchProcessor:
         #: Set by a bootstrap (streams/bootstrap.py): events before this instant are skipped.
         self.skip_before_s: float | None = None
         self._cache: dict[bytes, MerchantState] = {}
+        #: Cached merchant -> the fingerprint of its ids as last written (``_ids_mark``).
+        self._ids_written: dict[bytes, tuple[int, int] | None] = {}
         self._members: dict[int, set[bytes]] = {}
         self._indexed: set[int] = set()
         self._clocks: dict[int, PartitionClock] = {}
@@ -295,6 +311,12 @@ class BatchProcessor:
             raw = self.table.get(key)
             if raw is not None:
                 state = decode_state(raw[2:])
+                ids = self.ids.get(key)
+                if ids is not None:
+                    decode_ids(ids, state)
+                # Without a row of its own (a bootstrap seeds the ids inside the state), the
+                # ids are written at the next flush.
+                self._ids_written[key] = _ids_mark(state) if ids is not None else None
         return state
 
     async def _keep(
@@ -308,6 +330,7 @@ class BatchProcessor:
             if owner is not None:
                 await self._flush(owner)
             self._cache.pop(oldest, None)
+            self._ids_written.pop(oldest, None)
         self._cache[key] = state
         self._dirty.setdefault(partition, {}).setdefault(key, []).extend(items)
 
@@ -322,9 +345,15 @@ class BatchProcessor:
         if not dirty:
             return
         prefix = partition.to_bytes(2, "big")
+        written = self._ids_written
         with in_partition(partition):
             for key in dirty:
-                self.table[key] = prefix + encode_state(self._cache[key])
+                state = self._cache[key]
+                self.table[key] = prefix + encode_state(state, ids=False)
+                mark = _ids_mark(state)
+                if written.get(key) != mark:
+                    self.ids[key] = encode_ids(state)
+                    written[key] = mark
         for items in dirty.values():
             for event, _ in items:
                 self._to_ack.append(event)
@@ -334,6 +363,7 @@ class BatchProcessor:
         (unacknowledged yet) and the days closed since; if those fail again too, the events are
         dead-lettered as well."""
         self._cache.pop(key, None)
+        self._ids_written.pop(key, None)
         dirty = self._dirty.get(partition, {})
         if key not in dirty:
             return
@@ -410,6 +440,7 @@ class BatchProcessor:
         for partition in partitions:
             for key in self._members.pop(partition, set()):
                 self._cache.pop(key, None)
+                self._ids_written.pop(key, None)
             self._indexed.discard(partition)
             self._clocks.pop(partition, None)
             self._align.pop(partition, None)

@@ -16,7 +16,13 @@ from detectors.features.close import (
     day_totals,
     days_to_close,
 )
-from detectors.features.codec import FORMAT_VERSION, decode_state, encode_state
+from detectors.features.codec import (
+    FORMAT_VERSION,
+    decode_ids,
+    decode_state,
+    encode_ids,
+    encode_state,
+)
 from detectors.features.codes import (
     POS_KIND_CODES,
     account_code,
@@ -56,7 +62,9 @@ __all__ = [
     "close_through",
     "day_totals",
     "days_to_close",
+    "decode_ids",
     "decode_state",
+    "encode_ids",
     "encode_state",
     "feature_names",
     "lender_id",

@@ -30,6 +30,8 @@ from detectors.features.state import (
 )
 
 FORMAT_VERSION = 1
+#: Format byte of a transaction-id set alone (:func:`encode_ids`).
+IDS_FORMAT_VERSION = 1
 #: Columns of similar numbers (each packed on its own compresses better than one mixed list).
 _HEAD, _COUNT, _AMOUNT, _AGE, _RANK, _REGISTER, _SIGNED, _HASH, _CODE = range(9)
 _COLUMNS = 9
@@ -240,7 +242,7 @@ def _encode_dated(
         cols[_AGE] += picked
 
 
-def _encode_open(state: MerchantState, level: int) -> bytes:
+def _encode_open(state: MerchantState, level: int, ids: bool) -> bytes:
     cols: list[list[int]] = [[] for _ in range(_COLUMNS)]
     count, age, rank = cols[_COUNT], cols[_AGE], cols[_RANK]
     newest, closed = state.max_day, state.closed_through
@@ -269,8 +271,16 @@ def _encode_open(state: MerchantState, level: int) -> bytes:
         cols[_SIGNED] += (_zig(time_us - day * _US_PER_DAY), _zig(balance))
         texts.append(txn_id.encode())
     _encode_dated(state, newest, lambda d: d > closed, cols)
+    _encode_seen(state.seen if ids else {}, newest, cols)
+    count += [len(t) for t in texts]
+    return _finish(cols, texts, level)
+
+
+def _encode_seen(seen: dict[int, int], newest: int, cols: list[list[int]]) -> None:
+    """The remembered transaction ids by day (days as ages behind ``newest``)."""
+    count, age = cols[_COUNT], cols[_AGE]
     by_day: dict[int, list[int]] = {}
-    for txn_hash, day in state.seen.items():
+    for txn_hash, day in seen.items():
         by_day.setdefault(day, []).append(txn_hash)
     seen_days = sorted(by_day)
     count.append(len(seen_days))
@@ -280,15 +290,25 @@ def _encode_open(state: MerchantState, level: int) -> bytes:
         # Sorted hashes as gaps: about 2 bits a hash fewer than the hashes themselves.
         hashes = sorted(by_day[day])
         cols[_HASH] += [b - a for a, b in zip([0, *hashes], hashes, strict=False)]
-    count += [len(t) for t in texts]
-    return _finish(cols, texts, level)
 
 
-def encode_state(state: MerchantState, level: int = 6) -> bytes:
+def _decode_seen(r: _Reader, newest: int, seen: dict[int, int]) -> None:
+    n_days = r.one(_COUNT)
+    sizes, ages = r.take(_COUNT, n_days), r.take(_AGE, n_days)
+    for day_age, size in zip(ages, sizes, strict=True):
+        day, txn_hash = newest - day_age, 0
+        for gap in r.take(_HASH, size):
+            txn_hash += gap
+            seen[txn_hash] = day
+
+
+def encode_state(state: MerchantState, level: int = 6, *, ids: bool = True) -> bytes:
     """Serialize a merchant's state: format byte, closed part (cached), open part.
 
     Buckets and sketch entries that no later close or step can read are left out, so a decoded
-    state behaves exactly like the original. ``level`` is the zlib level.
+    state behaves exactly like the original. ``level`` is the zlib level. With ``ids=False``
+    the remembered transaction ids (the de-duplication set) are left out: the worker keeps
+    them in a table of their own (:func:`encode_ids`).
 
     >>> state = MerchantState("m-1", 20_000)
     >>> blob = encode_state(state)
@@ -302,8 +322,46 @@ def encode_state(state: MerchantState, level: int = 6) -> bytes:
         bytes((FORMAT_VERSION,))
         + _CLOSED_LENGTH.pack(len(closed))
         + closed
-        + _encode_open(state, level)
+        + _encode_open(state, level, ids)
     )
+
+
+def encode_ids(state: MerchantState, level: int = 6) -> bytes:
+    """The state's remembered transaction ids alone: a format byte and one compressed part.
+
+    >>> state = MerchantState("m-1", 20_000)
+    >>> state.seen = {7: 20_000, 3: 20_001}
+    >>> copy = MerchantState("m-1", 20_000)
+    >>> decode_ids(encode_ids(state), copy)
+    >>> copy.seen == state.seen
+    True
+    """
+    cols: list[list[int]] = [[] for _ in range(_COLUMNS)]
+    newest = max(state.seen.values(), default=0)
+    cols[_HEAD].append(newest)
+    _encode_seen(state.seen, newest, cols)
+    return bytes((IDS_FORMAT_VERSION,)) + _finish(cols, [], level)
+
+
+def decode_ids(data: bytes, state: MerchantState) -> None:
+    """Add the ids of :func:`encode_ids` to ``state`` (kept in insertion order: oldest day
+    first, as the step function's capacity bound expects)."""
+    if not data or data[0] != IDS_FORMAT_VERSION:
+        version = data[0] if data else None
+        msg = (
+            f"unknown transaction-id set format version {version} "
+            f"(this build reads {IDS_FORMAT_VERSION})"
+        )
+        raise StateDecodeError(msg)
+    try:
+        r = _Reader(data[1:])
+        newest = r.one(_HEAD)
+        ids: dict[int, int] = {}
+        _decode_seen(r, newest, ids)
+        r.check_done()
+    except (zlib.error, struct.error, IndexError, ValueError) as exc:
+        raise StateDecodeError(f"corrupt transaction-id set: {exc}") from exc
+    state.seen.update(ids)
 
 
 def decode_state(data: bytes) -> MerchantState:
@@ -390,14 +448,7 @@ def _decode_open(r: _Reader) -> MerchantState:
     if len(state.eod_open) != len(r.texts) - 1:
         raise ValueError("bad strings")
     _decode_dated(r, newest, state)
-    n_days = r.one(_COUNT)
-    sizes, ages = r.take(_COUNT, n_days), r.take(_AGE, n_days)
-    seen = state.seen
-    for day_age, size in zip(ages, sizes, strict=True):
-        day, txn_hash = newest - day_age, 0
-        for gap in r.take(_HASH, size):
-            txn_hash += gap
-            seen[txn_hash] = day
+    _decode_seen(r, newest, state.seen)
     r.check_done()
     return state
 

@@ -14,7 +14,9 @@ from detectors.features import (
     MerchantState,
     StepStatus,
     close_through,
+    decode_ids,
     decode_state,
+    encode_ids,
     encode_state,
     feature_names,
 )
@@ -145,12 +147,16 @@ def test_encode_and_pickle_round_trip_mid_stream(seed: int, n_days: int, cut: fl
     first = History(arrivals=history.arrivals[:split])
     rest = History(arrivals=history.arrivals[split:])
     outcomes = []
-    for codec in ("none", "encode", "pickle"):
+    for codec in ("none", "encode", "split", "pickle"):
         state, _ = run_worker(first, params) if first.arrivals else (None, [])
         if state is not None and codec == "encode":
             blob = encode_state(state)
             state = decode_state(blob)
             assert encode_state(state) == blob
+        elif state is not None and codec == "split":  # the worker's two tables
+            blob, ids = encode_state(state, ids=False), encode_ids(state)
+            state = decode_state(blob)
+            decode_ids(ids, state)
         elif state is not None and codec == "pickle":
             state = pickle.loads(pickle.dumps(state))
         for source, event in rest.arrivals:
@@ -158,7 +164,7 @@ def test_encode_and_pickle_round_trip_mid_stream(seed: int, n_days: int, cut: fl
         assert state is not None
         state, snaps = close_through(state, BASE_DAY + n_days + 5, params)
         outcomes.append((encode_state(state), [(s.totals, s.features) for s in snaps]))
-    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert outcomes[0] == outcomes[1] == outcomes[2] == outcomes[3]
 
 
 @settings(max_examples=5, deadline=None, derandomize=True)

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 import streams.processor as processor_module
-from detectors.features import FeatureParams, day_totals, decode_state
+from detectors.features import (
+    FeatureParams,
+    day_totals,
+    decode_ids,
+    decode_state,
+    encode_ids,
+    encode_state,
+)
 from schemas import topics
 from schemas.inputs import PosTransaction
 from streams.codec import encode
@@ -79,10 +86,13 @@ def _sales(first: int, count: int, *, hours: float = 1.0, merchant: str = "M1") 
         yield message
 
 
-def _processor(table: _Table, dead_letters: _Topic, stream: _Stream) -> BatchProcessor:
+def _processor(
+    table: _Table, dead_letters: _Topic, stream: _Stream, ids: _Table | None = None
+) -> BatchProcessor:
     return BatchProcessor(
         SimpleNamespace(consumer=None),  # type: ignore[arg-type]
         table,  # type: ignore[arg-type]
+        _Table() if ids is None else ids,  # type: ignore[arg-type]
         WarehouseSink(_Writer(), max_buffer_rows=10_000),
         dead_letters,  # type: ignore[arg-type]
         PARAMS,
@@ -201,3 +211,48 @@ def test_a_first_batch_of_many_days_closes_them_for_silent_merchants_too() -> No
     # Day 8 is the newest: days through 8 - 3 (lateness) - 1 are final, for both merchants.
     assert decode_state(table[b"M2"][2:]).closed_through == day0 + 4
     assert decode_state(table[b"M1"][2:]).closed_through == day0 + 4
+
+
+def test_transaction_ids_live_in_their_own_table_written_only_when_they_change() -> None:
+    table, ids, stream = _Table(), _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream, ids)
+    asyncio.run(processor.process(list(_sales(0, 4))))
+    asyncio.run(processor.tick())
+    assert (table.writes, ids.writes) == (1, 1)
+    assert decode_state(table[b"M1"][2:]).seen == {}  # the feature state is without them
+    assert len(decode_state_with_ids(table, ids).seen) == 4
+
+    # A write of M1's state whose ids did not change (here: after a duplicate) leaves the
+    # ids table alone; a new merchant's ids are written.
+    asyncio.run(processor.process(list(_sales(3, 1)) + list(_sales(4, 1, merchant="M2"))))
+    asyncio.run(processor.tick())
+    assert table.writes == 3  # M1 again, and M2
+    assert ids.writes == 2  # M2's first ids; M1's are unchanged and not written again
+    assert ids[b"M1"] == encode_ids(decode_state_with_ids(table, ids))
+
+    # After a restart (a new processor on the same tables) a re-delivered event is a duplicate.
+    restarted = _processor(table, _Topic(), _Stream(), ids)
+    asyncio.run(restarted.process(list(_sales(2, 3))))  # t2 and t3 again, t4 new
+    assert restarted.counters.duplicates == 2
+    asyncio.run(restarted.tick())
+    assert _events_of_day(table) == 5
+    assert len(decode_state_with_ids(table, ids).seen) == 5
+
+
+def test_ids_seeded_inside_a_state_are_written_to_their_table_at_the_first_flush() -> None:
+    # A bootstrap seeds states encoded with their ids (streams/bootstrap.py).
+    table, ids, stream = _Table(), _Table(), _Stream()
+    seeding = _processor(_Table(), _Topic(), stream, _Table())
+    asyncio.run(seeding.process(list(_sales(0, 3))))
+    table[b"M1"] = b"\x00\x00" + encode_state(seeding._cache[b"M1"])
+    processor = _processor(table, _Topic(), stream, ids)
+    asyncio.run(processor.process(list(_sales(1, 3))))  # t1, t2 seen; t3 new
+    assert processor.counters.duplicates == 2
+    asyncio.run(processor.tick())
+    assert len(decode_state_with_ids(table, ids).seen) == 4
+
+
+def decode_state_with_ids(table: _Table, ids: _Table) -> Any:
+    state = decode_state(table[b"M1"][2:])
+    decode_ids(ids[b"M1"], state)
+    return state
