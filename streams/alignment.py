@@ -5,10 +5,10 @@ consumer reads each topic-partition at its own pace: while a backlog is read, on
 weeks ahead of the other in event time. Like Kafka Streams' task-level timestamp alignment, we
 (1) take the partition's watermark from the input that is furthest behind, and (2) hold back events
 of an input that runs more than ``max_skew_s`` ahead of another one that still has records.
-An input that has sent nothing for ``idle_s`` counts as caught up and holds no one back. (High-water
-marks are not used: the local broker reports them inexactly, and a paused input's mark goes
-stale. A topic-partition's log is in event-time order, so an idle input that ran ahead holds
-nothing older than what it already delivered.)
+An input that has sent nothing for ``idle_s`` counts as caught up and holds no one back, unless
+the broker says records of it are waiting beyond the consumer's position (``waiting``): then the
+worker is only too busy to read it. A topic-partition's log is in event-time order, so an idle
+input that ran ahead holds nothing older than what it already delivered.
 """
 
 from __future__ import annotations
@@ -57,22 +57,23 @@ class PartitionAlignment:
         progress.next_offset = max(progress.next_offset, offset + 1)
         progress.last_wall_s = wall_s
 
-    def _caught_up(self, topic: str, wall_s: float, highwater: int | None = None) -> bool:
+    def _caught_up(self, topic: str, wall_s: float, waiting: int | None = None) -> bool:
         progress = self.inputs[topic]
-        if highwater is not None and progress.next_offset < highwater:
+        if waiting:
             return False  # the broker said more records are waiting
         last = progress.last_wall_s if progress.last_wall_s is not None else self.started_wall_s
         return wall_s - last >= self.idle_s
 
     def watermark_s(
-        self, wall_s: float, highwaters: dict[str, int | None] | None = None
+        self, wall_s: float, waiting: dict[str, int | None] | None = None
     ) -> int | None:
         """Newest event time every busy input has reached; None while a busy input is unknown.
 
-        ``highwaters`` (the broker's log-end offsets, where known) keep an input that still has
-        records waiting from counting as idle while the worker is too busy to read it.
+        ``waiting`` (records the broker holds beyond the consumer's position, where known) keeps
+        an input that still has records waiting from counting as idle while the worker is too
+        busy to read it.
         """
-        marks = highwaters or {}
+        marks = waiting or {}
         behind = [t for t in self.topics if not self._caught_up(t, wall_s, marks.get(t))]
         if behind:
             times = [self.inputs[t].max_event_s for t in behind]
@@ -80,7 +81,7 @@ class PartitionAlignment:
         seen = [p.max_event_s for p in self.inputs.values() if p.max_event_s >= 0]
         return max(seen) if seen else None
 
-    def all_idle(self, wall_s: float, highwaters: dict[str, int | None] | None = None) -> bool:
+    def all_idle(self, wall_s: float, waiting: dict[str, int | None] | None = None) -> bool:
         """True when no input has delivered anything for ``idle_s`` nor has records waiting."""
-        marks = highwaters or {}
+        marks = waiting or {}
         return all(self._caught_up(t, wall_s, marks.get(t)) for t in self.topics)

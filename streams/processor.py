@@ -226,13 +226,13 @@ class BatchProcessor:
     async def _release(self, partition: int, wall: float) -> None:
         """Apply, in event-time order, the held events that no busy input can precede."""
         align = self._alignment(partition)
-        highwaters = {topic: self._highwater(topic, partition) for topic in INPUT_TOPICS}
-        watermark = align.watermark_s(wall, highwaters)
+        waiting = {topic: self._waiting(topic, partition) for topic in INPUT_TOPICS}
+        watermark = align.watermark_s(wall, waiting)
         pending = self._pending.get(partition, [])
         # Inputs may disagree by up to max_skew_s (well inside the lateness); beyond that an
         # event waits, unacknowledged, so a crash re-delivers it instead of losing it.
         bound = None if watermark is None else watermark + self.max_skew_s
-        if align.all_idle(wall, highwaters):
+        if align.all_idle(wall, waiting):
             bound = float("inf")
         # Sorting is cheap here: the held events are sorted runs (what was held back last time,
         # and each input's new records in log order); the seq number breaks ties.
@@ -469,12 +469,11 @@ class BatchProcessor:
     def lag_by_partition(self) -> dict[int, int]:
         """Records the broker holds beyond what was read, per partition, over both inputs."""
         lag: dict[int, int] = {}
-        for partition, align in self._align.items():
+        for partition in self._align:
             for topic in INPUT_TOPICS:
-                highwater = self._highwater(topic, partition)
-                if highwater is not None:
-                    behind = max(highwater - align.inputs[topic].next_offset, 0)
-                    lag[partition] = lag.get(partition, 0) + behind
+                waiting = self._waiting(topic, partition)
+                if waiting is not None:
+                    lag[partition] = lag.get(partition, 0) + waiting
         return lag
 
     def decode_reference(self, event: EventT[Any]) -> Any:
@@ -493,13 +492,32 @@ class BatchProcessor:
             return Rejected("future", f"time {when.isoformat()} is in the future")
         return decoded
 
-    def _highwater(self, topic: str, partition: int) -> int | None:
-        """The broker's log-end offset of an input, as of the last fetch; None if unknown."""
+    def _waiting(self, topic: str, partition: int) -> int | None:
+        """Records of an input the broker holds beyond the consumer's position, as of the last
+        fetch; None if unknown.
+
+        The position is the furthest of what this process was handed and Faust's read offset
+        (the last offset read, or the committed offset the partition was sought to when it was
+        assigned). What was handed over alone is not enough: after a restart, an input with
+        nothing left to read hands over nothing, and its log-end offset would say forever that
+        records wait, holding the other input of the partition back (found by `make chaos`).
+        Right after a seek the read offset is the next offset to read, so one record may wait
+        uncounted until the next fetch hands it over.
+        """
+        tp = TP(topic, partition)
         try:
-            value = self.app.consumer.highwater(TP(topic, partition))
+            consumer = self.app.consumer
+            highwater = consumer.highwater(tp)
+            read = consumer._read_offset.get(tp)  # Faust's own bookkeeping, as streams/intake.py
         except Exception:
             return None
-        return int(value) if isinstance(value, int) and value >= 0 else None
+        if not isinstance(highwater, int) or highwater < 0:
+            return None
+        align = self._align.get(partition)
+        position = align.inputs[topic].next_offset if align is not None else 0
+        if isinstance(read, int):
+            position = max(position, read + 1)
+        return max(highwater - position, 0)
 
     async def dead_letter(self, event: EventT[Any], rejected: Rejected) -> None:
         """Send a refused record to the dead-letter topic and table, with the reason."""

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 import streams.processor as processor_module
 from detectors.features import (
@@ -256,3 +257,39 @@ def decode_state_with_ids(table: _Table, ids: _Table) -> Any:
     state = decode_state(table[b"M1"][2:])
     decode_ids(ids[b"M1"], state)
     return state
+
+
+class _Consumer:
+    """Faust's consumer as the processor reads it: log-end offsets and read offsets."""
+
+    def __init__(self, highwater: dict[Any, int], read: dict[Any, int]) -> None:
+        self._highwater, self._read_offset = highwater, read
+
+    def highwater(self, tp: Any) -> int:
+        return self._highwater[tp]
+
+
+def test_an_input_with_nothing_left_after_a_restart_holds_nothing_back() -> None:
+    # Restarted with every account record committed: the account input hands over nothing,
+    # and the broker's log end (100) equals the committed offset the consumer was sought to.
+    account, pos = TP(topics.ACCOUNT_TRANSACTIONS, 0), TP(topics.POS_TRANSACTIONS, 0)
+    table, stream = _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream)
+    processor.app = SimpleNamespace(  # type: ignore[assignment]
+        consumer=_Consumer({account: 100, pos: 4}, {account: 100, pos: 3})
+    )
+    asyncio.run(processor.process(list(_sales(0, 4))))
+    asyncio.run(processor.tick())
+    assert processor.counters.applied == 4
+    assert _events_of_day(table) == 4
+    assert processor.lag_by_partition() == {0: 0}
+
+    # Records that do wait beyond the read offset hold the POS input back, as before.
+    waiting = _processor(_Table(), _Topic(), _Stream())
+    waiting.app = SimpleNamespace(  # type: ignore[assignment]
+        consumer=_Consumer({account: 150, pos: 4}, {account: 100, pos: 3})
+    )
+    asyncio.run(waiting.process(list(_sales(0, 4))))
+    asyncio.run(waiting.tick())
+    assert waiting.counters.applied == 0
+    assert waiting.lag_by_partition() == {0: 49}
