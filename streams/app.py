@@ -42,6 +42,8 @@ DETECTOR_STATE_TABLE = "detector-state"
 MERCHANT_STATE_TABLE = "merchant-state"
 #: Each merchant's remembered transaction ids (de-duplication set of its open days).
 MERCHANT_IDS_TABLE = "merchant-txn-ids"
+#: Per input topic-partition, the offset through which every event is in the written states.
+PROGRESS_TABLE = "input-progress"
 #: Each merchant's action state (profile facts, limit state, outreach slots).
 ACTION_STATE_TABLE = "merchant-actions"
 #: Each merchant's current POS-loan limit (the JSON published last), read by the limit API.
@@ -166,6 +168,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         app,
         states,
         table(MERCHANT_IDS_TABLE, "Each merchant's transaction ids of its open days (dedup)."),
+        table(PROGRESS_TABLE, "Per input partition, the offset through which states hold all."),
         sink,
         dead_letters,
         FeatureParams.from_settings(settings),

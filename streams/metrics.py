@@ -40,6 +40,7 @@ class PipelineMetrics:
             self._row(ts, "duplicates_total", float(counters.duplicates)),
             self._row(ts, "days_closed_total", float(counters.days_closed)),
             self._row(ts, "skipped_backfilled_total", float(counters.skipped_backfilled)),
+            self._row(ts, "skipped_redelivered_total", float(counters.skipped_redelivered)),
             self._row(ts, "warehouse_write_failures_total", float(self.sink.failed_flushes)),
         ]
         for partition, lag in self.processor.lag_by_partition().items():

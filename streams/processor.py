@@ -71,6 +71,8 @@ class Counters:
     days_closed: int = 0
     #: Source events of days a bootstrap covers (``skip_before_s``): counted by the backfill.
     skipped_backfilled: int = 0
+    #: Re-delivered events that the written states already hold (``progress``).
+    skipped_redelivered: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
 
@@ -82,6 +84,10 @@ def daily_row(snapshot_merchant: str, day: int, totals: Any, closed: bool) -> di
         **totals._asdict(),
         "version": totals.event_count * 2 + (1 if closed else 0),
     }
+
+
+def _progress_key(tp: tuple[str, int]) -> bytes:
+    return f"{tp[0]}/{tp[1]}".encode()
 
 
 def _ids_mark(state: MerchantState) -> tuple[int, int]:
@@ -107,6 +113,7 @@ class BatchProcessor:
         app: faust.App,
         table: faust.Table,
         ids: faust.Table,
+        progress: faust.Table,
         sink: WarehouseSink,
         dead_letters: faust.TopicT,
         params: FeatureParams,
@@ -123,6 +130,7 @@ class BatchProcessor:
         self.app = app
         self.table = table
         self.ids = ids
+        self.progress = progress
         self.sink = sink
         self.dead_letters = dead_letters
         self.params = params
@@ -154,6 +162,12 @@ class BatchProcessor:
         #: are acknowledged only after the flush that writes them (``take_done`` and
         #: ``acknowledge``), so a crash before the warehouse has their rows re-delivers them.
         self._to_ack: list[Message] = []
+        #: (topic, partition) -> offsets handed over and not done yet, in offset order.
+        self._outstanding: dict[tuple[str, int], dict[int, None]] = {}
+        #: (topic, partition) -> highest offset handed over.
+        self._handed: dict[tuple[str, int], int] = {}
+        #: (topic, partition) -> every offset up to this one is in the written states.
+        self._through: dict[tuple[str, int], int] = {}
 
     # -- per batch -------------------------------------------------------------------------
 
@@ -164,7 +178,19 @@ class BatchProcessor:
         horizon = wall + self.max_future_s
         skip_before = self.skip_before_s
         partitions: set[int] = set()
+        outstanding, handed = self._outstanding, self._handed
         for message in events:
+            tp = (message.topic, message.partition)
+            through = self._through.get(tp)
+            if through is None:
+                through = self._read_through(tp)
+            if message.offset <= through:
+                # Re-delivered after a crash, and already in the states written before it.
+                self.counters.skipped_redelivered += 1
+                self._to_ack.append(message)
+                continue
+            outstanding.setdefault(tp, {})[message.offset] = None
+            handed[tp] = message.offset
             decoded = DECODERS[message.topic].decode(message.key, message.value)
             if isinstance(decoded, Rejected):
                 await self._dead_letter(message, decoded)
@@ -196,9 +222,36 @@ class BatchProcessor:
         await self.sink.maybe_flush()
 
     def take_done(self) -> list[Message]:
-        """Events done so far; acknowledge them once the flush after this call succeeded."""
+        """Events done so far; acknowledge them once the flush after this call succeeded.
+
+        Also stages, in the ``progress`` table, how far each input partition is done (every
+        offset up to it in the states now staged), so that the flush writes it together with
+        those states. After a crash, events up to there are skipped: the offsets Faust commits
+        lag the states (by a commit's duration, during which a worker reading a backlog closes
+        days and forgets their transaction ids), and re-delivered events of such days would be
+        dead-lettered as late although they are counted.
+        """
         done, self._to_ack = self._to_ack, []
+        outstanding = self._outstanding
+        changed: set[tuple[str, int]] = set()
+        for message in done:
+            tp = (message.topic, message.partition)
+            pending = outstanding.get(tp)
+            if pending is not None and pending.pop(message.offset, 0) is None:
+                changed.add(tp)
+        for tp in changed:
+            pending = outstanding[tp]
+            through = next(iter(pending)) - 1 if pending else self._handed[tp]
+            if through > self._through.get(tp, -1):
+                self._through[tp] = through
+                with in_partition(tp[1]):
+                    self.progress[_progress_key(tp)] = str(through).encode()
         return done
+
+    def _read_through(self, tp: tuple[str, int]) -> int:
+        raw = self.progress.get(_progress_key(tp))
+        through = self._through[tp] = int(raw) if raw is not None else -1
+        return through
 
     async def acknowledge(self, events: list[Message]) -> None:
         """Acknowledge events whose rows, alerts, tasks and limits are written."""
@@ -448,6 +501,11 @@ class BatchProcessor:
             # and so are applied events whose state was not written yet (dropped with it).
             self._pending.pop(partition, None)
             self._dirty.pop(partition, None)
+            for tp in [tp for tp in self._outstanding if tp[1] == partition]:
+                del self._outstanding[tp]
+            for known in (self._handed, self._through):
+                for tp in [tp for tp in known if tp[1] == partition]:
+                    del known[tp]
         # Done events of a revoked partition whose state write is dropped (streams/durability.py
         # forgets it too) must not be acknowledged: the new owner processes them again.
         self._to_ack = [

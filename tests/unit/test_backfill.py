@@ -417,6 +417,7 @@ def test_processor_skips_and_counts_events_of_backfilled_days() -> None:
         SimpleNamespace(consumer=None),  # type: ignore[arg-type]
         table,  # type: ignore[arg-type]
         {},  # type: ignore[arg-type]
+        {},  # type: ignore[arg-type]
         WarehouseSink(writer, max_buffer_rows=10_000),
         _Topic(),  # type: ignore[arg-type]
         PARAMS,
