@@ -250,7 +250,9 @@ class BatchProcessor:
 
     def _read_through(self, tp: tuple[str, int]) -> int:
         raw = self.progress.get(_progress_key(tp))
-        through = self._through[tp] = int(raw) if raw is not None else -1
+        if raw is None:
+            return -1  # not kept: looked up again until this worker writes it
+        through = self._through[tp] = int(raw)
         return through
 
     async def acknowledge(self, events: list[Message]) -> None:
