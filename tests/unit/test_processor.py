@@ -113,6 +113,18 @@ def _processor(
     )
 
 
+def _fail_step_on(monkeypatch: pytest.MonkeyPatch, txn_id: str) -> None:
+    """Make the step function raise (a bug) on one transaction id."""
+    real_step = processor_module.step
+
+    def failing_step(state: Any, event: Any, params: FeatureParams) -> Any:
+        if event.txn_id == txn_id:
+            raise RuntimeError("a bug")
+        return real_step(state, event, params)
+
+    monkeypatch.setattr(processor_module, "step", failing_step)
+
+
 def _events_of_day(table: _Table) -> int:
     state = decode_state(table[b"M1"][2:])
     return day_totals(state, PARAMS.calendar.day_of(START)).event_count
@@ -160,14 +172,7 @@ def test_a_failed_batch_keeps_the_days_closed_since_the_last_write(
     asyncio.run(processor.process(list(_sales(0, 4, hours=12.0))))
     asyncio.run(processor.process(list(_sales(4, 8, hours=12.0))))  # closes days 0 and 1
     assert processor.counters.days_closed == 2
-    real_step = processor_module.step
-
-    def failing_step(state: Any, event: Any, params: FeatureParams) -> Any:
-        if event.txn_id == "M1-t12":
-            raise RuntimeError("a bug")
-        return real_step(state, event, params)
-
-    monkeypatch.setattr(processor_module, "step", failing_step)
+    _fail_step_on(monkeypatch, "M1-t12")
     asyncio.run(processor.process(list(_sales(12, 1, hours=12.0))))
     assert processor.counters.dead_letters["internal_error"] == 1
     asyncio.run(processor.write_states())
@@ -186,14 +191,7 @@ def test_a_failed_batch_keeps_the_unwritten_events_before_it(
     table, stream, dead_letters = _Table(), _Stream(), _Topic()
     processor = _processor(table, dead_letters, stream)
     asyncio.run(processor.process(list(_sales(0, 4))))  # applied, not written yet
-    real_step = processor_module.step
-
-    def failing_step(state: Any, event: Any, params: FeatureParams) -> Any:
-        if event.txn_id == "M1-t5":
-            raise RuntimeError("a bug")
-        return real_step(state, event, params)
-
-    monkeypatch.setattr(processor_module, "step", failing_step)
+    _fail_step_on(monkeypatch, "M1-t5")
     asyncio.run(processor.process(list(_sales(4, 2))))
     assert len(dead_letters.sent) == 2  # t4 and t5: the merchant's events of that batch
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
