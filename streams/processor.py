@@ -503,9 +503,7 @@ class BatchProcessor:
             # and so are applied events whose state was not written yet (dropped with it).
             self._pending.pop(partition, None)
             self._dirty.pop(partition, None)
-            for tp in [tp for tp in self._outstanding if tp[1] == partition]:
-                del self._outstanding[tp]
-            for known in (self._handed, self._through):
+            for known in (self._outstanding, self._handed, self._through):
                 for tp in [tp for tp in known if tp[1] == partition]:
                     del known[tp]
         # Done events of a revoked partition whose state write is dropped (streams/durability.py
