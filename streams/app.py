@@ -41,8 +41,6 @@ DETECTOR_STATE_TABLE = "detector-state"
 MERCHANT_STATE_TABLE = "merchant-state"
 #: Each merchant's remembered transaction ids (de-duplication set of its open days).
 MERCHANT_IDS_TABLE = "merchant-txn-ids"
-#: Per input topic-partition, the offset through which every event is in the written states.
-PROGRESS_TABLE = "input-progress"
 #: Each merchant's action state (profile facts, limit state, outreach slots).
 ACTION_STATE_TABLE = "merchant-actions"
 #: Each merchant's current POS-loan limit (the JSON published last), read by the limit API.
@@ -161,13 +159,15 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             )
         )
 
-    states = table(MERCHANT_STATE_TABLE, "Each merchant's partition (2 bytes) and feature state.")
+    states = table(
+        MERCHANT_STATE_TABLE,
+        "Each merchant's partition, marks (offsets its state holds) and feature state.",
+    )
     sink = WarehouseSink(writer, max_buffer_rows=settings.sink_max_buffer_rows)
     processor = BatchProcessor(
         app,
         states,
         table(MERCHANT_IDS_TABLE, "Each merchant's transaction ids of its open days (dedup)."),
-        table(PROGRESS_TABLE, "Per input partition, the offset through which states hold all."),
         sink,
         dead_letters,
         FeatureParams.from_settings(settings),

@@ -33,7 +33,7 @@ from detectors.pipeline import MODELS_FORMAT, MonitorModels
 from detectors.state import STATE_FORMAT
 from schemas import topics
 from streams.errors import ConfigurationError
-from streams.processor import in_partition
+from streams.processor import in_partition, state_value
 
 if TYPE_CHECKING:
     import faust
@@ -301,7 +301,7 @@ def attach_bootstrap(
         written, kept = await seed_table(
             processor.table,
             (
-                (key, p, p.to_bytes(2, "big") + feature)
+                (key, p, state_value(p, feature))
                 for key, p, feature, *_ in bootstrap.states(parts, count)
             ),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 import time
 import weakref
 from bisect import bisect_right
@@ -25,12 +26,14 @@ from detectors.features import (
     MerchantState,
     PartitionClock,
     StepStatus,
+    account_txn_hash,
     close_through,
     day_totals,
     decode_ids,
     decode_state,
     encode_ids,
     encode_state,
+    pos_txn_hash,
     step,
 )
 from schemas import topics
@@ -59,6 +62,38 @@ Item = tuple[Message, PosTransaction | AccountTransaction]
 Acker = Callable[[list[Message]], None]
 SnapshotHandler = Callable[[int, list[DaySnapshot]], None]
 _event_s = itemgetter(0)
+#: Head of a merchant-state table value: the partition, then per input topic (in
+#: ``INPUT_TOPICS`` order) the offset through which every event of this merchant on that input
+#: is in the state (-1: none recorded). The encoded feature state follows.
+_VALUE_HEAD = struct.Struct(">Hqq")
+Marks = tuple[int, int]
+NO_MARKS: Marks = (-1, -1)
+
+
+def state_value(partition: int, state: bytes, marks: Marks = NO_MARKS) -> bytes:
+    """A merchant-state table value (``_VALUE_HEAD``, then the encoded state)."""
+    return _VALUE_HEAD.pack(partition, *marks) + state
+
+
+def split_state_value(value: bytes) -> tuple[int, Marks, bytes]:
+    """Partition, marks and encoded state of a merchant-state table value."""
+    partition, pos, account = _VALUE_HEAD.unpack_from(value)
+    return partition, (pos, account), value[_VALUE_HEAD.size :]
+
+
+#: Head of a merchant-txn-ids table value: the marks of the state it was written with.
+_IDS_HEAD = struct.Struct(">qq")
+
+
+def ids_value(marks: Marks, ids: bytes) -> bytes:
+    """A merchant-txn-ids table value (``_IDS_HEAD``, then ``encode_ids``)."""
+    return _IDS_HEAD.pack(*marks) + ids
+
+
+def split_ids_value(value: bytes) -> tuple[Marks, bytes]:
+    """Marks and encoded ids of a merchant-txn-ids table value."""
+    pos, account = _IDS_HEAD.unpack_from(value)
+    return (pos, account), value[_IDS_HEAD.size :]
 
 
 @dataclass
@@ -71,7 +106,7 @@ class Counters:
     days_closed: int = 0
     #: Source events of days a bootstrap covers (``skip_before_s``): counted by the backfill.
     skipped_backfilled: int = 0
-    #: Re-delivered events that the written states already hold (``progress``).
+    #: Re-delivered events that their merchant's written state already holds (its marks).
     skipped_redelivered: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
@@ -86,10 +121,6 @@ def daily_row(snapshot_merchant: str, day: int, totals: Any, closed: bool) -> di
     }
 
 
-def _progress_key(tp: tuple[str, int]) -> bytes:
-    return f"{tp[0]}/{tp[1]}".encode()
-
-
 def _ids_mark(state: MerchantState) -> tuple[int, int]:
     """Changes whenever the remembered ids do: an admitted id is appended last, and ids are
     only ever dropped (oldest first, or by day at a close), which shortens the set."""
@@ -100,12 +131,15 @@ def _ids_mark(state: MerchantState) -> tuple[int, int]:
 class BatchProcessor:
     """Applies batches merchant by merchant and closes business days per partition.
 
-    The table value of a merchant is two bytes of its partition number followed by the encoded
-    feature state, so that after a restart every merchant of a partition can be found and its
-    silent days closed. The state's remembered transaction ids (the de-duplication set of its
-    open days, the largest part of a busy merchant's state) go to a table of their own,
-    ``ids``, written only when they changed. Decoded states are cached (bounded) between
-    batches.
+    The table value of a merchant (``state_value``) starts with its partition number, so that
+    after a restart every merchant of a partition can be found and its silent days closed, and
+    with its *marks*: per input, the offset through which every event of this merchant is in
+    the state. A re-delivered event at or below its merchant's mark is skipped: the marks are
+    written in the same record as the state they describe, so a crash anywhere, even between
+    two records of one flush, cannot separate them (docs/reliability.md). The encoded feature
+    state follows. The state's remembered transaction ids (the de-duplication set of its open
+    days, the largest part of a busy merchant's state) go to a table of their own, ``ids``,
+    written only when they changed. Decoded states are cached (bounded) between batches.
     """
 
     def __init__(
@@ -113,7 +147,6 @@ class BatchProcessor:
         app: faust.App,
         table: faust.Table,
         ids: faust.Table,
-        progress: faust.Table,
         sink: WarehouseSink,
         dead_letters: faust.TopicT,
         params: FeatureParams,
@@ -130,7 +163,6 @@ class BatchProcessor:
         self.app = app
         self.table = table
         self.ids = ids
-        self.progress = progress
         self.sink = sink
         self.dead_letters = dead_letters
         self.params = params
@@ -146,6 +178,11 @@ class BatchProcessor:
         #: Set by a bootstrap (streams/bootstrap.py): events before this instant are skipped.
         self.skip_before_s: float | None = None
         self._cache: dict[bytes, MerchantState] = {}
+        #: Cached merchant -> its marks (``state_value``) as of the cached state.
+        self._marks: dict[bytes, Marks] = {}
+        #: Cached merchant -> the marks of its ids record, where they are ahead of its state's
+        #: (a crash landed the ids of a flush but not the state): see ``_load``.
+        self._ids_ahead: dict[bytes, Marks] = {}
         #: Cached merchant -> the fingerprint of its ids as last written (``_ids_mark``).
         self._ids_written: dict[bytes, tuple[int, int] | None] = {}
         self._members: dict[int, set[bytes]] = {}
@@ -162,12 +199,11 @@ class BatchProcessor:
         #: are acknowledged only after the flush that writes them (``take_done`` and
         #: ``acknowledge``), so a crash before the warehouse has their rows re-delivers them.
         self._to_ack: list[Message] = []
-        #: (topic, partition) -> offsets handed over and not done yet, in offset order.
-        self._outstanding: dict[tuple[str, int], dict[int, None]] = {}
-        #: (topic, partition) -> highest offset handed over.
-        self._handed: dict[tuple[str, int], int] = {}
-        #: (topic, partition) -> every offset up to this one is in the written states.
-        self._through: dict[tuple[str, int], int] = {}
+        #: partition -> (merchant, input index) -> offsets held, not applied yet, in the order
+        #: they were handed over: a merchant's marks stay below the first.
+        self._open: dict[int, dict[tuple[bytes, int], dict[int, None]]] = {}
+        #: (input index, partition) -> highest offset handed over and placed (held or done).
+        self._handed: dict[tuple[int, int], int] = {}
 
     # -- per batch -------------------------------------------------------------------------
 
@@ -178,29 +214,21 @@ class BatchProcessor:
         horizon = wall + self.max_future_s
         skip_before = self.skip_before_s
         partitions: set[int] = set()
-        outstanding, handed = self._outstanding, self._handed
+        handed, opened = self._handed, self._open
         for message in events:
-            tp = (message.topic, message.partition)
-            through = self._through.get(tp)
-            if through is None:
-                through = self._read_through(tp)
-            if message.offset <= through:
-                # Re-delivered after a crash, and already in the states written before it.
-                self.counters.skipped_redelivered += 1
-                self._to_ack.append(message)
-                continue
-            outstanding.setdefault(tp, {})[message.offset] = None
-            handed[tp] = message.offset
+            input_tp = (_INPUT_INDEX[message.topic], message.partition)
             decoded = DECODERS[message.topic].decode(message.key, message.value)
             if isinstance(decoded, Rejected):
                 await self._dead_letter(message, decoded)
                 self._to_ack.append(message)
+                _hand(handed, input_tp, message.offset)
                 continue
             event_s = decoded.event_time.timestamp()
             if event_s > horizon:
                 error = f"event time {decoded.event_time.isoformat()} is in the future"
                 await self._dead_letter(message, Rejected("future", error))
                 self._to_ack.append(message)
+                _hand(handed, input_tp, message.offset)
                 continue
             self._alignment(message.partition).observe(
                 message.topic, int(event_s), message.offset, wall
@@ -210,11 +238,15 @@ class BatchProcessor:
                 # applying it again would count it twice. It still moves the watermark.
                 self.counters.skipped_backfilled += 1
                 self._to_ack.append(message)
+                _hand(handed, input_tp, message.offset)
                 continue
             self._seq += 1
             self._pending.setdefault(message.partition, []).append(
                 (event_s, self._seq, message, decoded)
             )
+            held = opened.setdefault(message.partition, {})
+            held.setdefault((message.key, input_tp[0]), {})[message.offset] = None
+            _hand(handed, input_tp, message.offset)
             partitions.add(message.partition)
         self.counters.events += len(events)
         for partition in partitions:
@@ -222,38 +254,9 @@ class BatchProcessor:
         await self.sink.maybe_flush()
 
     def take_done(self) -> list[Message]:
-        """Events done so far; acknowledge them once the flush after this call succeeded.
-
-        Also stages, in the ``progress`` table, how far each input partition is done (every
-        offset up to it in the states now staged), so that the flush writes it together with
-        those states. After a crash, events up to there are skipped: the offsets Faust commits
-        lag the states (by a commit's duration, during which a worker reading a backlog closes
-        days and forgets their transaction ids), and re-delivered events of such days would be
-        dead-lettered as late although they are counted.
-        """
+        """Events done so far; acknowledge them once the flush after this call succeeded."""
         done, self._to_ack = self._to_ack, []
-        outstanding = self._outstanding
-        changed: set[tuple[str, int]] = set()
-        for message in done:
-            tp = (message.topic, message.partition)
-            pending = outstanding.get(tp)
-            if pending is not None and pending.pop(message.offset, 0) is None:
-                changed.add(tp)
-        for tp in changed:
-            pending = outstanding[tp]
-            through = next(iter(pending)) - 1 if pending else self._handed[tp]
-            if through > self._through.get(tp, -1):
-                self._through[tp] = through
-                with in_partition(tp[1]):
-                    self.progress[_progress_key(tp)] = str(through).encode()
         return done
-
-    def _read_through(self, tp: tuple[str, int]) -> int:
-        raw = self.progress.get(_progress_key(tp))
-        if raw is None:
-            return -1  # not kept: looked up again until this worker writes it
-        through = self._through[tp] = int(raw)
-        return through
 
     async def acknowledge(self, events: list[Message]) -> None:
         """Acknowledge events whose rows, alerts, tasks and limits are written."""
@@ -315,16 +318,33 @@ class BatchProcessor:
 
     async def _apply(self, key: bytes, items: list[Item]) -> None:
         partition = items[-1][0].partition
+        opened = self._open.get(partition, {})
+        for event, _ in items:  # whatever happens below, none of them stays held
+            offsets = opened.get((key, _INPUT_INDEX[event.topic]))
+            if offsets is not None:
+                offsets.pop(event.offset, None)
+                if not offsets:
+                    del opened[(key, _INPUT_INDEX[event.topic])]
         emitted_through = -1  # days the detectors have: a revert keeps them closed
         try:
             state = self._load(key)
             if state is not None:
                 emitted_through = state.closed_through
+            marks = self._marks.get(key, NO_MARKS)
+            ahead = self._ids_ahead.get(key)
             touched: set[int] = set()
             closed: list[DaySnapshot] = []
             kept: list[Item] = []  # applied or duplicate: acknowledged once the state is written
             late: list[tuple[Message, str]] = []  # unchanged state: acknowledged at once
+            skipped: list[Message] = []  # the written state holds them: acknowledged at once
             for event, decoded in items:
+                if event.offset <= marks[_INPUT_INDEX[event.topic]]:
+                    # Re-delivered after a crash, and already in this merchant's state: its
+                    # day may have closed since, and its id been forgotten.
+                    skipped.append(event)
+                    continue
+                if ahead is not None and state is not None:
+                    _forget_own_id(state, event, decoded, marks, ahead)
                 state, result = step(state, decoded, self.params)
                 if result.status is StepStatus.APPLIED:
                     touched.add(result.day)
@@ -345,10 +365,13 @@ class BatchProcessor:
                 await self._dead_letter(event, Rejected("internal_error", repr(exc)))
                 self._to_ack.append(event)
             return
-        assert state is not None
+        self.counters.skipped_redelivered += len(skipped)
+        self._to_ack.extend(skipped)
+        if state is None or len(skipped) == len(items):
+            return  # nothing changed
         self._members.setdefault(partition, set()).add(key)
         await self._keep(key, state, partition, kept)
-        self.counters.applied += len(items) - len(late)
+        self.counters.applied += len(items) - len(late) - len(skipped)
         merchant_id = state.merchant_id
         for day in touched:
             if day > state.closed_through:
@@ -365,10 +388,16 @@ class BatchProcessor:
         if state is None:
             raw = self.table.get(key)
             if raw is not None:
-                state = decode_state(raw[2:])
+                _, self._marks[key], encoded = split_state_value(raw)
+                state = decode_state(encoded)
                 ids = self.ids.get(key)
                 if ids is not None:
+                    ids_marks, ids = split_ids_value(ids)
                     decode_ids(ids, state)
+                    if any(i > s for i, s in zip(ids_marks, self._marks[key], strict=True)):
+                        # The ids are of a later flush than the state: they hold the ids of
+                        # events the state does not, which will be re-delivered.
+                        self._ids_ahead[key] = ids_marks
                 # Without a row of its own (a bootstrap seeds the ids inside the state), the
                 # ids are written at the next flush.
                 self._ids_written[key] = _ids_mark(state) if ids is not None else None
@@ -386,6 +415,8 @@ class BatchProcessor:
                 await self._flush(owner)
             self._cache.pop(oldest, None)
             self._ids_written.pop(oldest, None)
+            self._marks.pop(oldest, None)
+            self._ids_ahead.pop(oldest, None)
         self._cache[key] = state
         self._dirty.setdefault(partition, {}).setdefault(key, []).extend(items)
 
@@ -399,19 +430,41 @@ class BatchProcessor:
         dirty = self._dirty.pop(partition, None)
         if not dirty:
             return
-        prefix = partition.to_bytes(2, "big")
         written = self._ids_written
+        opened = self._open.get(partition, {})
+        handed = [self._handed.get((i, partition), -1) for i in range(len(INPUT_TOPICS))]
         with in_partition(partition):
             for key in dirty:
                 state = self._cache[key]
-                self.table[key] = prefix + encode_state(state, ids=False)
+                marks = self._marks[key] = self._marks_of(key, opened, handed)
+                self.table[key] = state_value(partition, encode_state(state, ids=False), marks)
+                ahead = self._ids_ahead.get(key)
+                if ahead is not None:
+                    if all(m >= a for m, a in zip(marks, ahead, strict=True)):
+                        del self._ids_ahead[key]
+                    else:  # events the ids record covers are still to be applied again
+                        marks = (max(marks[0], ahead[0]), max(marks[1], ahead[1]))
                 mark = _ids_mark(state)
                 if written.get(key) != mark:
-                    self.ids[key] = encode_ids(state)
+                    self.ids[key] = ids_value(marks, encode_ids(state))
                     written[key] = mark
         for items in dirty.values():
             for event, _ in items:
                 self._to_ack.append(event)
+
+    def _marks_of(
+        self, key: bytes, opened: dict[tuple[bytes, int], dict[int, None]], handed: list[int]
+    ) -> Marks:
+        """Per input, the offset through which every event of ``key`` handed over is applied
+        or refused: just below its first held event, or else the last offset handed over.
+        Never lower than before (a re-delivered event below the old mark is skipped)."""
+        old = self._marks.get(key, NO_MARKS)
+        marks = []
+        for i, last in enumerate(handed):
+            held = opened.get((key, i))
+            through = next(iter(held)) - 1 if held else last
+            marks.append(max(through, old[i]))
+        return marks[0], marks[1]
 
     async def _revert(self, key: bytes, partition: int, emitted_through: int) -> None:
         """After a failed batch: the merchant's state as written, plus the events applied since
@@ -419,13 +472,18 @@ class BatchProcessor:
         dead-lettered as well."""
         self._cache.pop(key, None)
         self._ids_written.pop(key, None)
+        self._marks.pop(key, None)
+        self._ids_ahead.pop(key, None)
         dirty = self._dirty.get(partition, {})
         if key not in dirty:
             return
         applied = dirty.pop(key)
         try:
             state = self._load(key)
-            for _, decoded in applied:
+            marks, ahead = self._marks.get(key, NO_MARKS), self._ids_ahead.get(key)
+            for event, decoded in applied:
+                if ahead is not None and state is not None:
+                    _forget_own_id(state, event, decoded, marks, ahead)
                 state, _ = step(state, decoded, self.params)
             if state is not None and state.closed_through < emitted_through:
                 # Closed since the state was written: the detectors have those days.
@@ -496,6 +554,8 @@ class BatchProcessor:
             for key in self._members.pop(partition, set()):
                 self._cache.pop(key, None)
                 self._ids_written.pop(key, None)
+                self._marks.pop(key, None)
+                self._ids_ahead.pop(key, None)
             self._indexed.discard(partition)
             self._clocks.pop(partition, None)
             self._align.pop(partition, None)
@@ -503,9 +563,9 @@ class BatchProcessor:
             # and so are applied events whose state was not written yet (dropped with it).
             self._pending.pop(partition, None)
             self._dirty.pop(partition, None)
-            for known in (self._outstanding, self._handed, self._through):
-                for tp in [tp for tp in known if tp[1] == partition]:
-                    del known[tp]
+            self._open.pop(partition, None)
+            for input_tp in [tp for tp in self._handed if tp[1] == partition]:
+                del self._handed[input_tp]
         # Done events of a revoked partition whose state write is dropped (streams/durability.py
         # forgets it too) must not be acknowledged: the new owner processes them again.
         self._to_ack = [
@@ -591,6 +651,27 @@ class BatchProcessor:
             (letter.source_topic, letter.partition, letter.offset),
             letter.model_dump(),
         )
+
+
+_INPUT_INDEX = {topic: i for i, topic in enumerate(INPUT_TOPICS)}
+
+
+def _forget_own_id(
+    state: MerchantState, event: Message, decoded: Any, marks: Marks, ahead: Marks
+) -> None:
+    """Before a re-delivered event the state does not hold but its ids record does (their
+    marks say so) is applied again: drop its id, which that event itself left there."""
+    i = _INPUT_INDEX[event.topic]
+    if marks[i] < event.offset <= ahead[i]:
+        if isinstance(decoded, PosTransaction):
+            state.seen.pop(pos_txn_hash(decoded.txn_id), None)
+        else:
+            state.seen.pop(account_txn_hash(decoded.txn_id), None)
+
+
+def _hand(handed: dict[tuple[int, int], int], input_tp: tuple[int, int], offset: int) -> None:
+    if offset > handed.get(input_tp, -1):
+        handed[input_tp] = offset
 
 
 class _PartitionRef:

@@ -26,6 +26,7 @@ from detectors.features.codec import (
 from detectors.features.codes import (
     POS_KIND_CODES,
     account_code,
+    account_txn_hash,
     card_hash,
     lender_id,
     pos_txn_hash,
@@ -57,6 +58,7 @@ __all__ = [
     "StepResult",
     "StepStatus",
     "account_code",
+    "account_txn_hash",
     "card_hash",
     "close_day",
     "close_through",

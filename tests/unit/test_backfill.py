@@ -49,7 +49,7 @@ from streams.commands.backfill import command
 from streams.errors import InputFileError
 from streams.history import account_columns, from_simulation, run
 from streams.history_files import Loaded, read_accounts
-from streams.processor import BatchProcessor
+from streams.processor import BatchProcessor, split_state_value
 from streams.sim import Scenario, Simulation, simulate
 from streams.sim.files import topic_file
 from streams.sink import WarehouseSink
@@ -417,7 +417,6 @@ def test_processor_skips_and_counts_events_of_backfilled_days() -> None:
         SimpleNamespace(consumer=None),  # type: ignore[arg-type]
         table,  # type: ignore[arg-type]
         {},  # type: ignore[arg-type]
-        {},  # type: ignore[arg-type]
         WarehouseSink(writer, max_buffer_rows=10_000),
         _Topic(),  # type: ignore[arg-type]
         PARAMS,
@@ -440,5 +439,5 @@ def test_processor_skips_and_counts_events_of_backfilled_days() -> None:
     asyncio.run(processor.tick())  # the timer writes changed states and acknowledges the rest
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 16
-    state = decode_state(table[b"M1"][2:])
+    state = decode_state(split_state_value(table[b"M1"])[2])
     assert state.first_day == PARAMS.calendar.day_of(start) + 2

@@ -24,7 +24,13 @@ from detectors.features import (
 from schemas import topics
 from schemas.inputs import PosTransaction
 from streams.codec import encode
-from streams.processor import BatchProcessor
+from streams.processor import (
+    BatchProcessor,
+    ids_value,
+    split_ids_value,
+    split_state_value,
+    state_value,
+)
 from streams.sink import WarehouseSink
 
 PARAMS = FeatureParams()
@@ -92,14 +98,11 @@ def _processor(
     dead_letters: _Topic,
     stream: _Stream,
     ids: _Table | None = None,
-    progress: _Table | None = None,
 ) -> BatchProcessor:
-    progress = _Table() if progress is None else progress
     return BatchProcessor(
         SimpleNamespace(consumer=None),  # type: ignore[arg-type]
         table,  # type: ignore[arg-type]
         _Table() if ids is None else ids,  # type: ignore[arg-type]
-        progress,  # type: ignore[arg-type]
         WarehouseSink(_Writer(), max_buffer_rows=10_000),
         dead_letters,  # type: ignore[arg-type]
         PARAMS,
@@ -125,8 +128,13 @@ def _fail_step_on(monkeypatch: pytest.MonkeyPatch, txn_id: str) -> None:
     monkeypatch.setattr(processor_module, "step", failing_step)
 
 
+def _decoded(table: _Table, key: bytes) -> Any:
+    """The feature state of a merchant-state table value (without its ids)."""
+    return decode_state(split_state_value(table[key])[2])
+
+
 def _events_of_day(table: _Table) -> int:
-    state = decode_state(table[b"M1"][2:])
+    state = _decoded(table, b"M1")
     return day_totals(state, PARAMS.calendar.day_of(START)).event_count
 
 
@@ -161,7 +169,7 @@ def test_a_day_close_waits_for_the_timer_like_any_other_change() -> None:
     asyncio.run(processor.acknowledge(processor.take_done()))  # the flush
     assert len(stream.acked) == 12
     assert table.writes == 1
-    assert decode_state(table[b"M1"][2:]).closed_through == PARAMS.calendar.day_of(START) + 1
+    assert _decoded(table, b"M1").closed_through == PARAMS.calendar.day_of(START) + 1
 
 
 def test_a_failed_batch_keeps_the_days_closed_since_the_last_write(
@@ -176,7 +184,7 @@ def test_a_failed_batch_keeps_the_days_closed_since_the_last_write(
     asyncio.run(processor.process(list(_sales(12, 1, hours=12.0))))
     assert processor.counters.dead_letters["internal_error"] == 1
     asyncio.run(processor.write_states())
-    state = decode_state(table[b"M1"][2:])
+    state = _decoded(table, b"M1")
     # The state written holds every day closed (each went to the detectors once): none of
     # them closes again.
     assert state.closed_through - state.first_day + 1 == processor.counters.days_closed
@@ -214,8 +222,8 @@ def test_a_first_batch_of_many_days_closes_them_for_silent_merchants_too() -> No
     asyncio.run(processor.write_states())
     day0 = PARAMS.calendar.day_of(START)
     # Day 8 is the newest: days through 8 - 3 (lateness) - 1 are final, for both merchants.
-    assert decode_state(table[b"M2"][2:]).closed_through == day0 + 4
-    assert decode_state(table[b"M1"][2:]).closed_through == day0 + 4
+    assert _decoded(table, b"M2").closed_through == day0 + 4
+    assert _decoded(table, b"M1").closed_through == day0 + 4
 
 
 def test_transaction_ids_live_in_their_own_table_written_only_when_they_change() -> None:
@@ -224,20 +232,24 @@ def test_transaction_ids_live_in_their_own_table_written_only_when_they_change()
     asyncio.run(processor.process(list(_sales(0, 4))))
     asyncio.run(processor.tick())
     assert (table.writes, ids.writes) == (1, 1)
-    assert decode_state(table[b"M1"][2:]).seen == {}  # the feature state is without them
+    assert _decoded(table, b"M1").seen == {}  # the feature state is without them
     assert len(decode_state_with_ids(table, ids).seen) == 4
 
     # A write of M1's state whose ids did not change (here: after a duplicate) leaves the
     # ids table alone; a new merchant's ids are written.
-    asyncio.run(processor.process(list(_sales(3, 1)) + list(_sales(4, 1, merchant="M2"))))
+    twice = [SimpleNamespace(**{**vars(m), "offset": 13}) for m in _sales(3, 1)]  # t3 again
+    asyncio.run(processor.process(twice + list(_sales(4, 1, merchant="M2"))))
     asyncio.run(processor.tick())
     assert table.writes == 3  # M1 again, and M2
     assert ids.writes == 2  # M2's first ids; M1's are unchanged and not written again
-    assert ids[b"M1"] == encode_ids(decode_state_with_ids(table, ids))
+    assert ids[b"M1"] == ids_value((3, -1), encode_ids(decode_state_with_ids(table, ids)))
 
-    # After a restart (a new processor on the same tables) a re-delivered event is a duplicate.
+    # After a restart (a new processor on the same tables) the ids still catch a transaction
+    # sent twice: t2 and t3 again at new offsets, and t5 new.
+    sales = list(_sales(2, 2)) + list(_sales(5, 1))
+    again = [SimpleNamespace(**{**vars(m), "offset": 20 + i}) for i, m in enumerate(sales)]
     restarted = _processor(table, _Topic(), _Stream(), ids)
-    asyncio.run(restarted.process(list(_sales(2, 3))))  # t2 and t3 again, t4 new
+    asyncio.run(restarted.process(again))
     assert restarted.counters.duplicates == 2
     asyncio.run(restarted.tick())
     assert _events_of_day(table) == 5
@@ -249,7 +261,7 @@ def test_ids_seeded_inside_a_state_are_written_to_their_table_at_the_first_flush
     table, ids, stream = _Table(), _Table(), _Stream()
     seeding = _processor(_Table(), _Topic(), stream, _Table())
     asyncio.run(seeding.process(list(_sales(0, 3))))
-    table[b"M1"] = b"\x00\x00" + encode_state(seeding._cache[b"M1"])
+    table[b"M1"] = state_value(0, encode_state(seeding._cache[b"M1"]))
     processor = _processor(table, _Topic(), stream, ids)
     asyncio.run(processor.process(list(_sales(1, 3))))  # t1, t2 seen; t3 new
     assert processor.counters.duplicates == 2
@@ -258,8 +270,8 @@ def test_ids_seeded_inside_a_state_are_written_to_their_table_at_the_first_flush
 
 
 def decode_state_with_ids(table: _Table, ids: _Table) -> Any:
-    state = decode_state(table[b"M1"][2:])
-    decode_ids(ids[b"M1"], state)
+    state = _decoded(table, b"M1")
+    decode_ids(split_ids_value(ids[b"M1"])[1], state)
     return state
 
 
@@ -299,17 +311,16 @@ def test_an_input_with_nothing_left_after_a_restart_holds_nothing_back() -> None
     assert waiting.lag_by_partition() == {0: 49}
 
 
-def test_events_the_written_states_hold_are_skipped_when_re_delivered() -> None:
+def test_events_the_written_state_holds_are_skipped_when_re_delivered() -> None:
     # Faust commits offsets after the states are written: a crash in between re-delivers
     # events the restored states already hold, whose days may have closed since.
-    table, ids, progress, stream = _Table(), _Table(), _Table(), _Stream()
-    processor = _processor(table, _Topic(), stream, ids, progress)
+    table, ids, stream = _Table(), _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream, ids)
     asyncio.run(processor.process(list(_sales(0, 4))))
     asyncio.run(processor.tick())
-    asyncio.run(processor.acknowledge(processor.take_done()))  # the flush stages the progress
-    assert progress[f"{topics.POS_TRANSACTIONS}/0".encode()] == b"3"
+    assert split_state_value(table[b"M1"])[1] == (3, -1)  # POS offsets through 3; no account
 
-    restarted = _processor(table, _Topic(), _Stream(), ids, progress)
+    restarted = _processor(table, _Topic(), _Stream(), ids)
     asyncio.run(restarted.process(list(_sales(2, 4))))  # offsets 2 to 5
     assert restarted.counters.skipped_redelivered == 2
     assert restarted.counters.duplicates == 0  # not even looked at
@@ -317,16 +328,84 @@ def test_events_the_written_states_hold_are_skipped_when_re_delivered() -> None:
     assert _events_of_day(table) == 6
 
 
-def test_progress_stops_below_an_event_not_done_yet() -> None:
-    table, progress, stream = _Table(), _Table(), _Stream()
-    processor = _processor(table, _Topic(), stream, progress=progress)
-    asyncio.run(processor.process(list(_sales(0, 4))))
+def test_a_crash_between_two_states_of_one_flush_loses_and_repeats_nothing() -> None:
+    # Two merchants' states are written by one flush, and days close in it (their ids are
+    # forgotten). A crash lands M1's new state but not M2's: after the restart, every event is
+    # re-delivered; M1's are skipped (its marks say its state holds them) and M2's applied
+    # again; none is refused as late.
+    day0 = PARAMS.calendar.day_of(START)
+    table, ids, stream = _Table(), _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream, ids)
+    first = list(_sales(0, 2, hours=12.0)) + list(_sales(2, 2, hours=12.0, merchant="M2"))
+    asyncio.run(processor.process(first))
     asyncio.run(processor.tick())
-    held = list(_sales(4, 2))  # applied, but their state is not written yet
-    asyncio.run(processor.process(held))
-    done = processor.take_done()
-    assert [m.offset for m in done] == [0, 1, 2, 3]
-    assert progress[f"{topics.POS_TRANSACTIONS}/0".encode()] == b"3"
+    before = dict(table), dict(ids)
+    later = list(_sales(4, 8, hours=12.0)) + list(_sales(12, 8, hours=12.0, merchant="M2"))
+    asyncio.run(processor.process(later))
     asyncio.run(processor.tick())
-    processor.take_done()
-    assert progress[f"{topics.POS_TRANSACTIONS}/0".encode()] == b"5"
+    assert _decoded(table, b"M1").closed_through >= day0 + 1  # day 0's ids are forgotten
+    table[b"M2"], ids[b"M2"] = before[0][b"M2"], before[1][b"M2"]  # M2's writes were lost
+
+    dead_letters = _Topic()
+    restarted = _processor(table, dead_letters, _Stream(), ids)
+    asyncio.run(restarted.process(first + later))
+    asyncio.run(restarted.tick())
+    assert dead_letters.sent == []
+    assert restarted.counters.skipped_redelivered == 2 + 8 + 2  # M1's all, M2's first flush
+    assert restarted.counters.applied == 8
+    for key, sales in ((b"M1", first[:2] + later[:8]), (b"M2", first[2:] + later[8:])):
+        state = _decoded(table, key)
+        counted = sum(
+            day_totals(state, day).event_count for day in range(state.first_day, day0 + 10)
+        )
+        assert counted == len(sales), key
+
+
+def test_a_merchants_marks_stay_below_its_first_held_event() -> None:
+    # An event held back (the account input may still precede it) is not in the state written
+    # meanwhile: the mark of its input stays below it, so a crash re-delivers and applies it.
+    account, pos = TP(topics.ACCOUNT_TRANSACTIONS, 0), TP(topics.POS_TRANSACTIONS, 0)
+    table, stream = _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream)
+    asyncio.run(processor.process(list(_sales(0, 2))))
+    asyncio.run(processor.tick())
+    caught_up = processor.app
+    processor.app = SimpleNamespace(  # type: ignore[assignment]
+        consumer=_Consumer({account: 150, pos: 5}, {account: 100, pos: 4})
+    )
+    asyncio.run(processor.process(list(_sales(2, 3))))  # held: account records are waiting
+    processor.counters.applied = 0
+    asyncio.run(processor.write_states())
+    assert processor.counters.applied == 0
+    assert split_state_value(table[b"M1"])[1] == (1, -1)
+    processor.app = caught_up
+    asyncio.run(processor.tick())  # released and written
+    assert processor.counters.applied == 3
+    assert split_state_value(table[b"M1"])[1] == (4, -1)
+
+
+def test_ids_written_by_a_flush_whose_state_was_lost_do_not_make_its_events_duplicates() -> None:
+    # The state and the ids are two records: a crash (or a changelog restore on another
+    # worker) can land a flush's ids without its state. The ids then hold the ids of events
+    # the state does not; they are re-delivered and must be applied, not taken for copies.
+    table, ids, stream = _Table(), _Table(), _Stream()
+    processor = _processor(table, _Topic(), stream, ids)
+    asyncio.run(processor.process(list(_sales(0, 2))))
+    asyncio.run(processor.tick())
+    first_state = table[b"M1"]
+    asyncio.run(processor.process(list(_sales(2, 3))))
+    asyncio.run(processor.tick())
+    table[b"M1"] = first_state  # the second flush's state was lost, its ids landed
+    assert split_ids_value(ids[b"M1"])[0] == (4, -1)
+
+    restarted = _processor(table, _Topic(), _Stream(), ids)
+    asyncio.run(restarted.process(list(_sales(0, 5)) + list(_sales(30, 1, hours=0.01))))
+    assert restarted.counters.skipped_redelivered == 2
+    assert restarted.counters.duplicates == 0
+    asyncio.run(restarted.tick())
+    assert _events_of_day(table) == 6
+    assert len(decode_state_with_ids(table, ids).seen) == 6
+    # A real copy of a transaction is still caught once the state has caught up.
+    copy = [SimpleNamespace(**{**vars(m), "offset": 40}) for m in _sales(3, 1)]
+    asyncio.run(restarted.process(copy))
+    assert restarted.counters.duplicates == 1
