@@ -365,9 +365,10 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
 
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         partitions = {tp.partition for tp in revoked if tp.topic == topics.POS_TRANSACTIONS}
-        processor.forget(partitions)
         queues = {tp.partition for tp in revoked if tp.topic == requests.get_topic_name()}
-        staged.forget(partitions, queues_table=MANAGER_QUEUE_TABLE, queue_partitions=queues)
+        async with processor.lock:  # not in the middle of a batch of those partitions
+            processor.forget(partitions)
+            staged.forget(partitions, queues_table=MANAGER_QUEUE_TABLE, queue_partitions=queues)
         # Their events are not acknowledged now: the partitions' next owner reads them again.
         gone = {(tp.topic, tp.partition) for tp in revoked}
         held[:] = [h for h in held if _tp(h) not in gone]

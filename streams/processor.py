@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import time
@@ -204,12 +205,22 @@ class BatchProcessor:
         self._open: dict[int, dict[tuple[bytes, int], dict[int, None]]] = {}
         #: (input index, partition) -> highest offset handed over and placed (held or done).
         self._handed: dict[tuple[int, int], int] = {}
+        #: Held by a batch, a timer tick, a state write and a revocation (``forget``) for their
+        #: whole length: a batch awaits (a dead letter's send) in the middle of applying the
+        #: events it released, and a tick or a revocation in between would apply newer events
+        #: or close days under it, or drop its partition's bookkeeping while it goes on.
+        self.lock = asyncio.Lock()
 
     # -- per batch -------------------------------------------------------------------------
 
     async def process(self, events: Sequence[Message]) -> None:
         """Validate a batch of records, hold back what runs ahead, apply and acknowledge the
         rest."""
+        async with self.lock:
+            await self._process(events)
+        await self.sink.maybe_flush()  # may wait out a warehouse outage: not under the lock
+
+    async def _process(self, events: Sequence[Message]) -> None:
         wall = self.wall_clock()
         horizon = wall + self.max_future_s
         skip_before = self.skip_before_s
@@ -251,7 +262,6 @@ class BatchProcessor:
         self.counters.events += len(events)
         for partition in partitions:
             await self._release(partition, wall)
-        await self.sink.maybe_flush()
 
     def take_done(self) -> list[Message]:
         """Events done so far; acknowledge them once the flush after this call succeeded."""
@@ -266,10 +276,11 @@ class BatchProcessor:
     async def tick(self) -> None:
         """Timer work: release held events, close days of partitions that went idle, and write
         every changed state (acknowledging the events behind it)."""
-        wall = self.wall_clock()
-        for partition in list(self._align):
-            await self._release(partition, wall)
-        await self.write_states()
+        async with self.lock:
+            wall = self.wall_clock()
+            for partition in list(self._align):
+                await self._release(partition, wall)
+            await self._write_states()
 
     async def write_states(self) -> None:
         """Write every changed state; the events behind them are acknowledged after the flush.
@@ -278,6 +289,10 @@ class BatchProcessor:
         the detector and action states of the days they closed, so a restart never sees a
         day's detector update without the feature state that closed it.
         """
+        async with self.lock:
+            await self._write_states()
+
+    async def _write_states(self) -> None:
         for partition in list(self._dirty):
             await self._flush(partition)
 
@@ -549,7 +564,7 @@ class BatchProcessor:
         self._indexed.add(partition)
 
     def forget(self, partitions: set[int]) -> None:
-        """Drop what is kept for partitions this worker no longer owns."""
+        """Drop what is kept for partitions this worker no longer owns (with ``lock`` held)."""
         for partition in partitions:
             for key in self._members.pop(partition, set()):
                 self._cache.pop(key, None)

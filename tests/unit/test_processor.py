@@ -409,3 +409,31 @@ def test_ids_written_by_a_flush_whose_state_was_lost_do_not_make_its_events_dupl
     copy = [SimpleNamespace(**{**vars(m), "offset": 40}) for m in _sales(3, 1)]
     asyncio.run(restarted.process(copy))
     assert restarted.counters.duplicates == 1
+
+
+def test_a_timer_tick_waits_for_the_batch_under_way() -> None:
+    # A batch awaits a dead letter's send in the middle of applying what it released; a tick
+    # in between would apply newer held events or close days under it.
+    async def scenario() -> tuple[bool, bool]:
+        gate = asyncio.Event()
+
+        class _SlowTopic(_Topic):
+            async def send(self, key: bytes, value: bytes) -> None:
+                await gate.wait()
+                await super().send(key, value)
+
+        processor = _processor(_Table(), _SlowTopic(), _Stream())
+        await processor.process(list(_sales(0, 12, hours=12.0)))  # closes days 0 to 2
+        late = next(_sales(0, 1))  # day 0 again, closed: dead-lettered as late
+        late.offset, late.value = 99, late.value.replace(b"M1-t0", b"M1-t99")
+        batch = asyncio.create_task(processor.process([late]))
+        await asyncio.sleep(0)  # the batch starts, takes the lock and waits on its send
+        assert processor.lock.locked()
+        tick = asyncio.create_task(processor.tick())
+        await asyncio.sleep(0.05)
+        tick_ran_meanwhile = tick.done()
+        gate.set()
+        await asyncio.gather(batch, tick)
+        return tick_ran_meanwhile, processor.counters.dead_letters["late"] == 1
+
+    assert asyncio.run(scenario()) == (False, True)
