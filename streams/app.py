@@ -27,8 +27,9 @@ from streams.codec import encode
 from streams.compat import install_end_offset_probe
 from streams.durability import StagedWrites, install_stop_without_waiting
 from streams.errors import StreamsError
+from streams.intake import BatchIntake
 from streams.metrics import PipelineMetrics
-from streams.processor import BatchProcessor
+from streams.processor import INPUT_TOPICS, BatchProcessor
 from streams.sink import RowWriter, WarehouseSink
 
 log = logging.getLogger(__name__)
@@ -226,27 +227,23 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         calendar=processor.params.calendar,
     )
 
-    # noack_take: the processor acknowledges each record (on the consumer) once what it caused
-    # is written (it may hold records back to align the two inputs in event time); offsets
-    # commit only up to the oldest unacknowledged record, so nothing held is lost in a crash.
-    def acknowledge(records: list[Any]) -> None:
-        ack = app.consumer.ack
-        for record in records:
-            ack(record)
+    # The transactions come in whole fetches (streams/intake.py), not through Faust's per-event
+    # streams. The processor acknowledges each record (on the consumer) once what it caused is
+    # written (it may hold records back to align the two inputs in event time); offsets commit
+    # only up to the oldest unacknowledged record, so nothing held is lost in a crash.
+    app.topics.add(source)  # subscribed without an agent: the intake takes its records
+    intake = BatchIntake(app, INPUT_TOPICS)
+    processor.ack = intake.ack
 
-    processor.ack = acknowledge
-
-    @app.agent(source, name="merchant-features")
-    async def track_merchant_days(stream: StreamT[Any]) -> None:
-        events: list[EventT[Any]]
-        async for events in stream.noack_take(settings.batch_max_events, within=0.2):
-            records = [event.message for event in events]
+    @app.task
+    async def track_merchant_days() -> None:
+        async for records in intake.batches(settings.batch_max_events):
             try:
                 await processor.process(records)
                 await publish_closed_days()
             except Exception:
                 # An unexpected error would leave events unacknowledged and the commit stuck
-                # behind them while the agent restarts: exit instead, so a restart re-reads.
+                # behind them: exit instead, so a restart re-reads.
                 log.critical(
                     "unexpected error in the pipeline; exiting without commit", exc_info=True
                 )

@@ -1,7 +1,6 @@
 """Batch intake: records of chosen topics go from Faust's fetcher to a consumer in whole fetches,
-without Faust's per-event streams. NOT used by the worker yet (docs/worker.md): with it, 2 of 8
-`make chaos` runs still ended DIFFERENT after this session's fixes, while Faust's stream path
-ended EXACT. Only the do-nothing benchmark consumer (``bench/children.py``) uses it.
+without Faust's per-event streams. The worker takes the two transaction topics this way
+(``streams/app.py``); docs/worker.md has the measurements, docs/reliability.md the crash runs.
 
 Faust hands every record to a stream one at a time: a task pair per record to wait on flow
 control, an ``Event`` with a decoded key and value, a queue, the stream's iterator with its
