@@ -247,7 +247,7 @@ def _latency_md(doc: Mapping[str, Any]) -> list[str]:
         "  outreach policies for every merchant of the partition (yielding to the event loop",
         "  every 32 merchants).",
         "- the alert is published and its row written right after the batch that closed the",
-        "  day once the worker keeps up (less than a batch left to read, at most every 0.2 s),",
+        "  day once the worker has caught up (nothing left to read, at most every 0.2 s),",
         "  otherwise by the next flush timer tick; a flush already under way may write a row",
         "  before its topic record.",
         "- 'worker done after publishing': from the last publication until the group committed",

@@ -331,18 +331,16 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     last_outputs = {"days_closed": 0, "at": 0.0}
 
     async def publish_closed_days() -> None:
-        """Alerts, limits and rows of the days just closed, at once when the worker keeps up
-        (less than one batch, ``MONITOR_BATCH_MAX_EVENTS``, left on the broker to read): an
-        alert need not wait for the timer. Outputs before state is the safe order
-        (streams/durability.py); the states and the acknowledgements still wait for the timer.
-        At most every EARLY_OUTPUT_GAP_S, and never while reading a backlog, where the timer's
-        larger batches are cheaper. (Live traffic always has a few records waiting: "nothing
-        left" would leave every output to the timer.)"""
+        """Alerts, limits and rows of the days just closed, at once when the worker has caught
+        up (nothing left on the broker to read): an alert need not wait for the timer. Outputs
+        before state is the safe order (streams/durability.py); the states and the
+        acknowledgements still wait for the timer. At most every EARLY_OUTPUT_GAP_S, and never
+        while reading a backlog, where the timer's larger batches are cheaper."""
         closed, now = processor.counters.days_closed, time.monotonic()
         if (
             closed == last_outputs["days_closed"]
             or now - last_outputs["at"] < EARLY_OUTPUT_GAP_S
-            or sum(processor.lag_by_partition().values()) >= settings.batch_max_events
+            or any(processor.lag_by_partition().values())
         ):
             return
         last_outputs.update(days_closed=closed, at=now)
