@@ -17,13 +17,25 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_keeps_the_api_up_until_interrupted(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "streams", "demo", "--merchants", "30", "--days", "70"]
     command += ["--workdir", str(tmp_path / "demo"), "--keep-running"]
     env = {**os.environ, "MONITOR_DATA_DIR": str(tmp_path)}
     env.pop("MONITOR_API_TOKEN", None)
     demo = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        # A terminal's Ctrl-C reaches a process whose SIGINT is not ignored; a test suite
+        # started as a background job inherits "ignored", and Python then installs no
+        # KeyboardInterrupt handler, so the child gets the terminal's default back.
+        preexec_fn=_default_sigint,
     )
     lines: list[str] = []
     try:
