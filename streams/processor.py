@@ -27,14 +27,13 @@ from detectors.features import (
     MerchantState,
     PartitionClock,
     StepStatus,
-    account_txn_hash,
     close_through,
     day_totals,
     decode_ids,
     decode_state,
     encode_ids,
     encode_state,
-    pos_txn_hash,
+    forget_id,
     step,
 )
 from schemas import topics
@@ -341,11 +340,12 @@ class BatchProcessor:
         partition = items[-1][0].partition
         opened = self._open.get(partition, {})
         for event, _ in items:  # whatever happens below, none of them stays held
-            offsets = opened.get((key, _INPUT_INDEX[event.topic]))
+            held = (key, _INPUT_INDEX[event.topic])
+            offsets = opened.get(held)
             if offsets is not None:
                 offsets.pop(event.offset, None)
                 if not offsets:
-                    del opened[(key, _INPUT_INDEX[event.topic])]
+                    del opened[held]
         emitted_through = -1  # days the detectors have: a revert keeps them closed
         try:
             state = self._load(key)
@@ -688,10 +688,7 @@ def _forget_own_id(
     marks say so) is applied again: drop its id, which that event itself left there."""
     i = _INPUT_INDEX[event.topic]
     if marks[i] < event.offset <= ahead[i]:
-        if isinstance(decoded, PosTransaction):
-            state.seen.pop(pos_txn_hash(decoded.txn_id), None)
-        else:
-            state.seen.pop(account_txn_hash(decoded.txn_id), None)
+        forget_id(state, decoded)
 
 
 def _hand(handed: dict[tuple[int, int], int], input_tp: tuple[int, int], offset: int) -> None:

@@ -26,7 +26,6 @@ from detectors.features.codec import (
 from detectors.features.codes import (
     POS_KIND_CODES,
     account_code,
-    account_txn_hash,
     card_hash,
     lender_id,
     pos_txn_hash,
@@ -40,7 +39,14 @@ from detectors.features.errors import (
 )
 from detectors.features.params import BusinessCalendar, FeatureParams
 from detectors.features.state import MerchantState
-from detectors.features.step import StepResult, StepStatus, step, step_account, step_pos
+from detectors.features.step import (
+    StepResult,
+    StepStatus,
+    forget_id,
+    step,
+    step_account,
+    step_pos,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -58,7 +64,6 @@ __all__ = [
     "StepResult",
     "StepStatus",
     "account_code",
-    "account_txn_hash",
     "card_hash",
     "close_day",
     "close_through",
@@ -69,6 +74,7 @@ __all__ = [
     "encode_ids",
     "encode_state",
     "feature_names",
+    "forget_id",
     "lender_id",
     "pos_txn_hash",
     "step",

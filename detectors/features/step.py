@@ -201,6 +201,29 @@ def step_account(
     return StepResult(_APPLIED, day)
 
 
+def forget_id(state: MerchantState, event: PosTransaction | AccountTransaction) -> None:
+    """Drop ``event``'s id from the state's remembered ids, so that applying it again counts it.
+
+    For a caller that knows the id was remembered from this very event while the rest of the
+    state lost it (the worker after a crash split its two records).
+
+    >>> from datetime import UTC, datetime
+    >>> params = FeatureParams()
+    >>> sale = PosTransaction(
+    ...     txn_id="t1", merchant_id="m-1", terminal_id="p1", amount_fen=8800,
+    ...     event_time=datetime(2026, 3, 2, 2, 0, tzinfo=UTC), kind="approved",
+    ...     card_token="tok_abcdefgh", channel="chip", mcc="5812")
+    >>> state, _ = step(None, sale, params)
+    >>> forget_id(state, sale)
+    >>> step(state, sale, params)[1].status.value
+    'applied'
+    """
+    if isinstance(event, PosTransaction):
+        state.seen.pop(pos_txn_hash(event.txn_id), None)
+    else:
+        state.seen.pop(account_txn_hash(event.txn_id), None)
+
+
 def step(
     state: MerchantState | None,
     event: PosTransaction | AccountTransaction,
