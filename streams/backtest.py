@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,6 +18,11 @@ from streams.history import AccountColumns, History, PosColumns, run, sample_or
 from streams.history_files import BadRow, Loaded, read_accounts, read_pos
 
 log = logging.getLogger(__name__)
+#: Below this many events a backtest runs in one process: forking would cost more than it saves.
+PARALLEL_FROM_EVENTS = 20_000
+#: Feature processes at most by default: beyond about three the detectors' own share (in the
+#: main process) is the bottleneck.
+MAX_AUTO_JOBS = 3
 SCORE_COLUMNS = (
     "merchant_id",
     "as_of",
@@ -46,6 +52,7 @@ class BacktestReport:
     run_seconds: float = 0.0
     merchant_days: int = 0
     feature_days: int = 0
+    jobs: int = 1
 
     @property
     def events_per_s(self) -> float:
@@ -80,17 +87,28 @@ def _acct_until(acct: AccountColumns, as_of: int) -> AccountColumns:
     )
 
 
+def auto_jobs(events: int) -> int:
+    """Feature processes for a backtest of ``events`` events: one per CPU (at most
+    ``MAX_AUTO_JOBS``), or 1 for a small history."""
+    if events < PARALLEL_FROM_EVENTS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_JOBS))
+
+
 def backtest(
     pos_files: list[Path],
     account_files: list[Path],
     as_of: date,
     params: MonitorParams,
     feature_params: FeatureParams | None = None,
+    jobs: int | None = None,
 ) -> tuple[dict[str, tuple[DayScores, int]], BacktestReport]:
     """Scores as of the end of ``as_of`` per merchant (with its days since the last sale).
 
     Features are computed only on the label-sample days (so the shared models learn from the
-    history itself, with labels resolved H days later) and on the as-of day.
+    history itself, with labels resolved H days later) and on the as-of day. ``jobs``: feature
+    processes (``streams.history.run``; the scores do not depend on it), default
+    ``auto_jobs``.
     """
     fp = feature_params or FeatureParams(auto_close_features=False)
     report = BacktestReport()
@@ -108,6 +126,7 @@ def backtest(
     ids = list(loaded.merchants)
     history = History(ids, pos, acct)
     report.load_seconds = time.perf_counter() - began
+    report.jobs = auto_jobs(report.events) if jobs is None else jobs
     result = run(
         history,
         fp,
@@ -115,6 +134,8 @@ def backtest(
         MonitorModels(params.horizon_days),
         through_day=as_of_day,
         features_on=sample_or(as_of_day, params),
+        jobs=report.jobs,
+        keep_feature_states=False,
     )
     report.run_seconds = result.seconds
     report.merchant_days, report.feature_days = result.merchant_days, result.feature_days

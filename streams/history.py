@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ from schemas import topics
 from schemas.dashboard_rows import ModelMetricRow
 from schemas.inputs import AccountCategory, Direction, PosKind
 from schemas.outputs import Alert
+from streams.feature_jobs import Feed, fan_out
 
 log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
@@ -207,58 +209,62 @@ class RunResult:
     seconds: float = 0.0
 
 
-def _by_day(days: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """Stable order by day, and each day's [start, end) in that order."""
+def _by_day(
+    days: IntArray, merchants: IntArray, only: npt.NDArray[np.bool_] | None = None
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Stable order by day (of the events of the merchants in ``only``, default all), and
+    each day's [start, end) in that order."""
     order = np.argsort(days, kind="stable")
+    if only is not None:
+        order = order[only[merchants[order]]]
     ordered = days[order]
     unique, starts = np.unique(ordered, return_index=True)
     ends = np.append(starts[1:], len(ordered))
     return order, unique, np.stack([starts, ends], axis=1)
 
 
-def run(
+def first_seen_order(history: History) -> IntArray:
+    """Merchant indices in the order a run first meets them (day, then POS before account
+    events, then file order): the order in which every day's merchants close."""
+    n = len(history.merchant_ids)
+    big = np.iinfo(np.int64).max
+    key = np.full(n, big, np.int64)
+    span = history.events + 1
+    for source, cols in enumerate((history.pos, history.account)):
+        if cols is None or not len(cols.day):
+            continue
+        order = np.argsort(cols.day, kind="stable")
+        who = cols.merchant[order]
+        _, first = np.unique(who, return_index=True)
+        # (day, source, position in the day-ordered events) packed into one sortable key.
+        packed = (cols.day[order][first] * 2 + source) * span + first
+        np.minimum.at(key, who[first], packed)
+    seen = np.flatnonzero(key < big)
+    return seen[np.argsort(key[seen], kind="stable")]
+
+
+def close_days(
     history: History,
     feature_params: FeatureParams,
-    params: MonitorParams,
-    models: MonitorModels,
+    start: int,
+    end: int,
+    states: dict[int, MerchantState],
     *,
-    through_day: int | None = None,
     features_on: Callable[[str, int], bool] | None = None,
-    on_scores: Callable[[DayScores], None] | None = None,
-    on_snapshot: Callable[[DaySnapshot], None] | None = None,
-    on_day: Callable[[DaySnapshot, DetectorState, list[Alert], DayScores | None], None]
-    | None = None,
-) -> RunResult:
-    """Run features and detectors day-major (each day: events, loan events, then every known
-    merchant's close), so the shared models learn in time order as they would live.
-
-    ``features_on(merchant_id, day)`` says which merchant-days get a feature dict and scores
-    (default: all); others close on totals only (the backtest's fast path). ``on_day`` sees
-    each closed merchant-day after the detectors, as the worker's action stage does.
-    """
-    began = time.perf_counter()
-    result = RunResult()
+    only: npt.NDArray[np.bool_] | None = None,
+) -> Iterator[tuple[int, list[tuple[int, DaySnapshot]]]]:
+    """The feature stage of a run: for each day from ``start`` to ``end``, apply the day's events
+    (POS, then account) and close the day of every merchant met so far, yielding ``(day,
+    [(merchant index, snapshot)])`` in first-seen order. ``only`` (a mask over merchant indices)
+    keeps one share of the merchants; ``states`` receives the feature states."""
     pos, acct = history.pos, history.account
-    p_order, p_days, p_spans = _by_day(pos.day)
-    a_order, a_days, a_spans = _by_day(acct.day) if acct is not None else (None, None, None)
-    first = [int(p_days[0])] if p_days.size else []
-    if a_days is not None and a_days.size:
-        first.append(int(a_days[0]))
-    if not first:
-        return result
-    last = max(
-        int(p_days[-1]) if p_days.size else 0,
-        int(a_days[-1]) if a_days is not None and a_days.size else 0,
+    p_order, p_days, p_spans = _by_day(pos.day, pos.merchant, only)
+    a_order, a_days, a_spans = (
+        _by_day(acct.day, acct.merchant, only) if acct is not None else (None, None, None)
     )
-    end = last if through_day is None else through_day
     ids = history.merchant_ids
-    states = result.feature_states
-    dstates = result.detector_states
-    loans = sorted(history.loans, key=lambda e: e[1])
-    exposures = sorted(history.exposures, key=lambda e: e[1])
-    li = ei = 0
-    p_pos = np.searchsorted(p_days, np.arange(min(first), end + 1))
-    a_pos = np.searchsorted(a_days, np.arange(min(first), end + 1)) if a_days is not None else None
+    p_pos = np.searchsorted(p_days, np.arange(start, end + 1))
+    a_pos = np.searchsorted(a_days, np.arange(start, end + 1)) if a_days is not None else None
     # Plain lists: indexing them is several times cheaper than numpy scalars in this loop.
     merchant_p = pos.merchant[p_order].tolist()
     kind_p = pos.kind[p_order].tolist()
@@ -266,7 +272,7 @@ def run(
     card_p = [pos.card[i] for i in p_order.tolist()]
     txn_p = [pos.txn[i] for i in p_order.tolist()]
     fp = feature_params
-    for k, day in enumerate(range(min(first), end + 1)):
+    for k, day in enumerate(range(start, end + 1)):
         i = int(p_pos[k])
         if i < len(p_days) and p_days[i] == day:
             s, e = p_spans[i]
@@ -296,34 +302,97 @@ def run(
                         int(acct.lender[j]),
                         fp,
                     )
-        while ei < len(exposures) and exposures[ei][1] <= day:
-            m, _, out = exposures[ei]
-            dstates[m] = on_profile(dstates.get(m), out)
-            ei += 1
-        while li < len(loans) and loans[li][1] <= day:
-            m, d, kind, dpd, amt = loans[li]
-            dstates[m] = on_loan_event(dstates.get(m), kind, d, dpd, amt, models, params)
-            li += 1
+        closed = []
         for m, st in states.items():
-            mid = ids[m]
-            with_features = features_on is None or features_on(mid, day)
+            with_features = features_on is None or features_on(ids[m], day)
             st, snap = close_day(st, day, fp, with_features=with_features)
-            if on_snapshot is not None:
-                on_snapshot(snap)
-            result.merchant_days += 1
-            result.feature_days += with_features
-            segment = history.segments.get(m, "unknown")
-            ds, alerts, scores = on_day_closed(dstates.get(m), snap, segment, models, params)
-            dstates[m] = ds
-            if on_day is not None:
-                on_day(snap, ds, alerts, scores)
-            if alerts:
-                result.alerts.extend(alerts)
-            if scores is not None:
-                result.scores[m] = scores
-                if on_scores is not None:
-                    on_scores(scores)
-        result.metric_rows.extend(models.metric_rows(day))
+            closed.append((m, snap))
+        yield day, closed
+
+
+def run(
+    history: History,
+    feature_params: FeatureParams,
+    params: MonitorParams,
+    models: MonitorModels,
+    *,
+    through_day: int | None = None,
+    features_on: Callable[[str, int], bool] | None = None,
+    on_scores: Callable[[DayScores], None] | None = None,
+    on_snapshot: Callable[[DaySnapshot], None] | None = None,
+    on_day: Callable[[DaySnapshot, DetectorState, list[Alert], DayScores | None], None]
+    | None = None,
+    jobs: int = 1,
+    keep_feature_states: bool = True,
+) -> RunResult:
+    """Run features and detectors day-major (each day: events, loan events, then every known
+    merchant's close), so the shared models learn in time order as they would live.
+
+    ``features_on(merchant_id, day)`` says which merchant-days get a feature dict and scores
+    (default: all); others close on totals only (the backtest's fast path). ``on_day`` sees
+    each closed merchant-day after the detectors, as the worker's action stage does.
+    ``jobs`` > 1 computes the features in that many forked processes, each for a share of
+    the merchants, while this process runs the detectors over their snapshots in the same
+    order as with one job (``streams.feature_jobs``): the result is the same.
+    ``keep_feature_states=False`` leaves ``RunResult.feature_states`` empty when ``jobs`` > 1
+    (bringing them back from the processes costs time a caller that needs only scores saves).
+    """
+    began = time.perf_counter()
+    result = RunResult()
+    pos, acct = history.pos, history.account
+    first = [int(pos.day.min())] if len(pos.day) else []
+    if acct is not None and len(acct.day):
+        first.append(int(acct.day.min()))
+    if not first:
+        return result
+    last = max(
+        int(pos.day.max()) if len(pos.day) else 0,
+        int(acct.day.max()) if acct is not None and len(acct.day) else 0,
+    )
+    start, end = min(first), (last if through_day is None else through_day)
+    ids = history.merchant_ids
+    dstates = result.detector_states
+    loans = sorted(history.loans, key=lambda e: e[1])
+    exposures = sorted(history.exposures, key=lambda e: e[1])
+    li = ei = 0
+
+    def feed(only: npt.NDArray[np.bool_] | None, states: dict[int, MerchantState]) -> Feed:
+        return close_days(
+            history, feature_params, start, end, states, features_on=features_on, only=only
+        )
+
+    if jobs > 1:
+        states = result.feature_states if keep_feature_states else None
+        days: Feed = fan_out(feed, first_seen_order(history), ids, jobs, states)
+    else:
+        days = feed(None, result.feature_states)
+    with closing(days):  # stops the feature processes however the loop ends
+        for day, closed in days:
+            while ei < len(exposures) and exposures[ei][1] <= day:
+                m, _, out = exposures[ei]
+                dstates[m] = on_profile(dstates.get(m), out)
+                ei += 1
+            while li < len(loans) and loans[li][1] <= day:
+                m, d, kind, dpd, amt = loans[li]
+                dstates[m] = on_loan_event(dstates.get(m), kind, d, dpd, amt, models, params)
+                li += 1
+            for m, snap in closed:
+                if on_snapshot is not None:
+                    on_snapshot(snap)
+                result.merchant_days += 1
+                result.feature_days += bool(snap.features)
+                segment = history.segments.get(m, "unknown")
+                ds, alerts, scores = on_day_closed(dstates.get(m), snap, segment, models, params)
+                dstates[m] = ds
+                if on_day is not None:
+                    on_day(snap, ds, alerts, scores)
+                if alerts:
+                    result.alerts.extend(alerts)
+                if scores is not None:
+                    result.scores[m] = scores
+                    if on_scores is not None:
+                        on_scores(scores)
+            result.metric_rows.extend(models.metric_rows(day))
     result.seconds = time.perf_counter() - began
     return result
 

@@ -45,6 +45,14 @@ log = logging.getLogger(__name__)
     default=None,
     help="Bad rows (file, line, reason, detail) [default: <out>.rejects.csv].",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes computing the features, each for a share of the merchants (the "
+    "detectors run in the main process; the scores do not depend on it) [default: one per "
+    "CPU, at most 3; 1 below 20,000 events].",
+)
 @click.pass_obj
 def command(
     settings: Settings,
@@ -54,6 +62,7 @@ def command(
     horizon_days: int,
     out: Path,
     rejects: Path | None,
+    jobs: int | None,
 ) -> None:
     """Score merchants from history files, without a broker.
 
@@ -69,7 +78,7 @@ def command(
     # Features every 14th day per merchant are enough samples to learn from (and fast).
     stride = 14 if horizon_days >= 14 else 1
     params = MonitorParams(horizon_days=horizon_days, label_stride_days=stride)
-    scores, report = backtest(list(pos_files), list(account_files), as_of, params)
+    scores, report = backtest(list(pos_files), list(account_files), as_of, params, jobs=jobs)
     write_scores(scores, as_of, out)
     rejects_path = rejects or out.with_suffix(".rejects.csv")
     if report.bad_rows:
@@ -86,5 +95,6 @@ def command(
     click.echo(
         f"{report.events_per_s:,.0f} events/s (load {report.load_seconds:.2f} s, run "
         f"{report.run_seconds:.2f} s, {report.merchant_days:,} merchant-days, "
-        f"{report.feature_days:,} with features); scores written to {out}"
+        f"{report.feature_days:,} with features, {report.jobs} feature process"
+        f"{'es' if report.jobs > 1 else ''}); scores written to {out}"
     )
