@@ -201,9 +201,12 @@ def _silence_extras(state: DetectorState, silence_days: int) -> dict[str, float]
 def _resolve_churn_labels(
     state: DetectorState, day: int, silence: int, models: MonitorModels, params: MonitorParams
 ) -> None:
+    pending = state.pending_churn
+    if len(pending) <= MAX_PENDING and (not pending or day - pending[0][0] < params.horizon_days):
+        return  # queued in day order: nothing is due before the oldest
     last_active = day - silence
     keep = []
-    for t, vec in state.pending_churn:
+    for t, vec in pending:
         if day - t < params.horizon_days:
             keep.append((t, vec))
             continue
@@ -220,6 +223,8 @@ def _resolve_churn_labels(
 def _resolve_credit_labels(
     state: DetectorState, day: int, models: MonitorModels, params: MonitorParams
 ) -> None:
+    if not state.pending_credit:
+        return
     keep = []
     for t, vec in state.pending_credit:
         if state.loan.last_overdue_day > t:
