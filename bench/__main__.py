@@ -83,18 +83,24 @@ def main(argv: list[str] | None = None) -> int:
         for k in KINDS
     }
 
-    simulator, backtest = [], []
+    simulator, backtest, backtest_one = [], [], []
+    backtest_jobs = 1
     for i in range(args.runs):
         files = workdir / "sim"
         events, seconds = offline.simulator_run(args.merchants, args.days, files)
         simulator.append(events / seconds)
-        events, seconds = offline.backtest_run(files)
+        events, seconds, backtest_jobs = offline.backtest_run(files)
         backtest.append(events / seconds)
+        events, seconds, _ = offline.backtest_run(files, jobs=1)
+        backtest_one.append(events / seconds)
         log.info(
-            "run %d simulator %.0f events/s, backtest %.0f events/s",
+            "run %d simulator %.0f events/s, backtest %.0f events/s (%d feature processes; "
+            "%.0f in one)",
             i + 1,
-            *simulator[-1:],
-            *backtest[-1:],
+            simulator[-1],
+            backtest[-1],
+            backtest_jobs,
+            backtest_one[-1],
         )
 
     reasons: dict[str, str] = {}
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
+        "backtest_jobs": backtest_jobs,
         "python": platform.python_version(),
         # The flags only: output paths may lie outside the repository and are not recorded.
         "command": "python -m bench" + (" --quick" if args.quick else ""),
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         api=extras.get("api"),
         scale_out=extras.get("scale_out"),
         tables=extras.get("tables"),
+        backtest_one_process=backtest_one,
     )
     report.write(doc, args.out, args.doc)
     log.info("wrote %s and %s", args.out, args.doc)

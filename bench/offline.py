@@ -32,9 +32,10 @@ def simulator_run(merchants: int, days: int, out: Path, seed: int = 7) -> tuple[
     return sum(simulation.counts().values()), seconds
 
 
-def backtest_run(files: Path) -> tuple[int, float]:
-    """(events, seconds) of the in-process backtest over the simulator's POS and account files,
-    as of the last simulated day, load included (BacktestReport.events_per_s)."""
+def backtest_run(files: Path, jobs: int | None = None) -> tuple[int, float, int]:
+    """(events, seconds, feature processes) of the in-process backtest over the simulator's
+    POS and account files, as of the last simulated day, load included
+    (BacktestReport.events_per_s); ``jobs`` as for ``streams.backtest.backtest``."""
     manifest = json.loads((files / "manifest.json").read_text())
     last_day = date.fromisoformat(manifest["start"]) + timedelta(days=int(manifest["days"]) - 1)
     params = MonitorParams(horizon_days=30, label_stride_days=14)
@@ -43,8 +44,9 @@ def backtest_run(files: Path) -> tuple[int, float]:
         [files / topic_file(topics.ACCOUNT_TRANSACTIONS)],
         last_day,
         params,
+        jobs=jobs,
     )
-    return report.events, report.load_seconds + report.run_seconds
+    return report.events, report.load_seconds + report.run_seconds, report.jobs
 
 
 def state_sizes(merchants: int, days: int, seed: int = 7) -> list[int]:

@@ -73,7 +73,15 @@ def render(doc: Mapping[str, Any]) -> str:
         "| --- | --- | --- | --- |",
     ]
     for key, label in (
-        ("backtest_eps", "backtest events/s (load + run, simulator Parquet files)"),
+        (
+            "backtest_eps",
+            f"backtest events/s (load + run, simulator Parquet files, "
+            f"{doc['run'].get('backtest_jobs', 1)} feature processes)",
+        ),
+        (
+            "backtest_eps_one_process",
+            "backtest events/s, the same in one process (`--jobs 1`), run beside it",
+        ),
         ("simulator_eps", "simulator events/s (generate + write files)"),
         ("warehouse_rows_per_s", "warehouse rows/s (one chdb insert of merchant_daily rows)"),
     ):

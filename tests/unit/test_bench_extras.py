@@ -156,6 +156,7 @@ def test_report_fills_latency_api_scale_out_and_targets() -> None:
         "api_p99": True,
         "api_p99_load": False,
         "scale_out_correct": False,
+        "backtest_eps": False,
     }
     text = report.markdown(doc)
     assert "## Latency: event publication to its alert row in the warehouse" in text
