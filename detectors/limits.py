@@ -437,11 +437,15 @@ def cny(fen: float) -> str:
 
 def _trailing(state: LimitState, day: int, n_months: int) -> tuple[float, int, int]:
     """Monthly turnover over the last ``n_months`` (per observed day x 30.44), days, spikes."""
-    first = month_of_day(day) - n_months + 1
-    window = [m for m in state.months if first <= m.month <= first + n_months - 1]
-    days = sum(m.days for m in window)
-    total = sum(m.turnover_fen for m in window)
-    return (total / days * DAYS_PER_MONTH if days else 0.0), days, sum(m.spike_days for m in window)
+    last = month_of_day(day)
+    first = last - n_months + 1
+    days = total = spikes = 0
+    for m in state.months:  # one pass: this runs at every merchant-day close
+        if first <= m.month <= last:
+            days += m.days
+            total += m.turnover_fen
+            spikes += m.spike_days
+    return (total / days * DAYS_PER_MONTH if days else 0.0), days, spikes
 
 
 def _smoothed(previous: float, cv: float, alpha: float) -> float:
