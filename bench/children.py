@@ -53,6 +53,7 @@ async def raw_consumer(args: argparse.Namespace, counter: Counter) -> None:
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
+        fetch_max_wait_ms=args.fetch_wait_ms,
     )
     await consumer.start()
     try:
@@ -71,8 +72,8 @@ async def raw_consumer(args: argparse.Namespace, counter: Counter) -> None:
 
 
 async def delivery_probe(args: argparse.Namespace, stop: asyncio.Event) -> None:
-    """Publication-to-delivery delay of the broker alone: a plain aiokafka consumer with Faust's
-    fetch settings (``fetch_max_wait_ms=1500``) reading new records; on SIGTERM it writes
+    """Publication-to-delivery delay of the broker alone: a plain aiokafka consumer with the
+    worker's fetch wait (``--fetch-wait-ms``) reading new records; on SIGTERM it writes
     (publication time, seconds until delivered) of every record to ``--stats``."""
     from aiokafka import AIOKafkaConsumer
 
@@ -82,7 +83,7 @@ async def delivery_probe(args: argparse.Namespace, stop: asyncio.Event) -> None:
         group_id=args.group,
         auto_offset_reset="latest",
         enable_auto_commit=False,
-        fetch_max_wait_ms=1500,
+        fetch_max_wait_ms=args.fetch_wait_ms,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     seen: list[tuple[float, float]] = []
@@ -109,6 +110,10 @@ def run_probe(args: argparse.Namespace) -> None:
 
 def faust_app(args: argparse.Namespace, counter: Counter) -> Any:
     import faust
+
+    from streams.compat import install_fetch_max_wait
+
+    install_fetch_max_wait(args.fetch_wait_ms)  # the same wait as our worker's
 
     app = faust.App(
         args.group,
@@ -174,6 +179,8 @@ def faust_app(args: argparse.Namespace, counter: Counter) -> Any:
 
 
 def main() -> None:
+    from streams.broker import LOCAL_FETCH_MAX_WAIT_MS
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "kind",
@@ -191,6 +198,12 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--expected", type=int, default=0)
     parser.add_argument("--stats", type=Path, required=True)
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=LOCAL_FETCH_MAX_WAIT_MS,
+        help="every consumer's fetch wait (the worker's on the local broker)",
+    )
     parser.add_argument("--workdir", default=".")
     args = parser.parse_args()
     if args.kind == "delivery_probe":

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer
 
 from detectors.features import FeatureParams
 from schemas.settings import Settings
+from streams.broker import LOCAL_FETCH_MAX_WAIT_MS
 from streams.migrations import migrate
 from streams.sim import Scenario, Simulation, simulate
 from streams.sim.payloads import Message
@@ -26,7 +27,8 @@ def worker_settings(
     broker_url: str, data_dir: Path, app_id: str, partitions: int, **overrides: Any
 ) -> Settings:
     """A worker's settings as every benchmark runs it: short group timeouts (a join takes about
-    3 s instead of 60), commits every 0.5 s, the API off unless an override turns it on."""
+    3 s instead of 60), commits every 0.5 s, the local broker's fetch wait, the API off unless
+    an override turns it on."""
     values: dict[str, Any] = {
         "broker_url": broker_url,
         "data_dir": data_dir,
@@ -36,6 +38,7 @@ def worker_settings(
         "consumer_session_timeout_s": 6.0,
         "consumer_heartbeat_interval_s": 1.0,
         "commit_interval_s": 0.5,
+        "consumer_fetch_max_wait_ms": LOCAL_FETCH_MAX_WAIT_MS,
         "web_enabled": False,
     }
     values.update(overrides)

@@ -264,6 +264,7 @@ def run_once(
     rates: tuple[int, ...] = RATES,
     seed: int = 7,
     timeout_s: float = 600.0,
+    fetch_wait_ms: int | None = None,
 ) -> LatencyRun:
     sizes = [int(rate * seconds) for rate in rates]
     _, warm, tail = simulation_for(merchants, warm_days, sum(sizes), seed)
@@ -273,14 +274,21 @@ def run_once(
     with LocalBroker(log_path=run_dir / "broker.log") as broker:
         create_topics(broker.bootstrap_servers, partitions)
         settings = migrated(
-            worker_settings(broker.url, run_dir, app_id, partitions, sink_flush_interval_s=flush_s)
+            worker_settings(
+                broker.url,
+                run_dir,
+                app_id,
+                partitions,
+                sink_flush_interval_s=flush_s,
+                **({"consumer_fetch_max_wait_ms": fetch_wait_ms} if fetch_wait_ms else {}),
+            )
         )
         calendar = FeatureParams.from_settings(settings).calendar
         phases = [Phase(rate, chunk) for rate, chunk in zip(rates, chunks, strict=True)]
         record = run_dir / "written.jsonl"
         worker = RecordingWorkerProcess(settings, run_dir / "worker.log", record)
         worker.start()
-        probe = _start_probe(broker, run_dir)
+        probe = _start_probe(broker, run_dir, settings.consumer_fetch_max_wait_ms)
         try:
             publish(warm, broker.bootstrap_servers, progress=False)
             _wait(broker, settings, worker, timeout_s)
@@ -344,8 +352,9 @@ def run_once(
     return result
 
 
-def _start_probe(broker: LocalBroker, run_dir: Path) -> subprocess.Popen[bytes]:
-    """The broker-only delivery probe (bench/children.py) in a child process."""
+def _start_probe(broker: LocalBroker, run_dir: Path, fetch_wait_ms: int) -> subprocess.Popen[bytes]:
+    """The broker-only delivery probe (bench/children.py) in a child process, with the
+    worker's fetch wait."""
     command = [
         sys.executable,
         "-m",
@@ -359,6 +368,8 @@ def _start_probe(broker: LocalBroker, run_dir: Path) -> subprocess.Popen[bytes]:
         *INPUT_TOPICS,
         "--stats",
         str(run_dir / "probe.json"),
+        "--fetch-wait-ms",
+        str(fetch_wait_ms),
     ]
     with (run_dir / "probe.log").open("ab") as out:
         return subprocess.Popen(  # noqa: S603 - our own module, fixed argv
@@ -385,10 +396,13 @@ def measure(
     partitions: int,
     flush_s: float,
     workdir: Path,
+    fetch_wait_ms: int | None = None,
 ) -> list[LatencyRun]:
     results = []
     for i in range(runs):
-        result = run_once(merchants, warm_days, seconds, partitions, flush_s, workdir)
+        result = run_once(
+            merchants, warm_days, seconds, partitions, flush_s, workdir, fetch_wait_ms=fetch_wait_ms
+        )
         for rate, figures in result.by_rate.items():
             log.info(
                 "run %d latency at %s events/s: alert rows %s", i + 1, rate, figures["alert_row"]
@@ -408,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--flush-interval", type=float, default=1.0)
+    parser.add_argument("--fetch-wait-ms", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=Path(".merchant-monitor/bench-latency"))
     args = parser.parse_args(argv)
     workdir = standalone(log, args.workdir)
@@ -419,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         args.partitions,
         args.flush_interval,
         workdir,
+        args.fetch_wait_ms,
     )
     print(json.dumps([r.by_rate for r in results], indent=2))
     return 0

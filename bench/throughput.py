@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.common import stop_child
 from schemas import topics
 from schemas.settings import Settings
-from streams.broker import LocalBroker, create_topics
+from streams.broker import LOCAL_FETCH_MAX_WAIT_MS, LocalBroker, create_topics
 from streams.migrations import migrate
 from streams.runner import WorkerProcess, consumer_lag, wait_until_consumed
 from streams.sim import Scenario, simulate
@@ -132,6 +132,7 @@ def run_pipeline(broker: LocalBroker, backlog: Backlog, workdir: Path, timeout_s
         commit_interval_s=0.5,
         web_enabled=False,  # throughput of the pipeline; the API is measured on its own
         broker_probe_end_offsets=True,  # the local tansu reports end offsets short
+        consumer_fetch_max_wait_ms=LOCAL_FETCH_MAX_WAIT_MS,  # as every baseline's consumer
     )
     with open_warehouse(settings) as warehouse:
         migrate(warehouse)

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         default=1_048_576,
         description="Bytes fetched per partition per request.",
     )
+    consumer_fetch_max_wait_ms: Annotated[int, Field(ge=1, le=60_000)] = Field(
+        default=1500,
+        description="Longest wait of a fetch for new records (ms; Faust's own 1500). Kafka "
+        "answers as soon as records arrive; the local tansu holds a fetch up to this long, so "
+        "the local stack sets 100.",
+    )
     batch_max_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=5_000, description="Events the agent takes per batch."
     )

@@ -24,7 +24,11 @@ from streams.alerting import DetectionStage
 from streams.api import ApiRoutes, register_api, web_config
 from streams.bootstrap import attach_bootstrap
 from streams.codec import encode
-from streams.compat import install_end_offset_probe
+from streams.compat import (
+    FAUST_FETCH_MAX_WAIT_MS,
+    install_end_offset_probe,
+    install_fetch_max_wait,
+)
 from streams.durability import StagedWrites, install_stop_without_waiting
 from streams.errors import StreamsError
 from streams.intake import BatchIntake
@@ -135,6 +139,8 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     if settings.broker_probe_end_offsets:
         install_end_offset_probe(settings.bootstrap_servers)
+    if settings.consumer_fetch_max_wait_ms != FAUST_FETCH_MAX_WAIT_MS:
+        install_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
     app = faust.App(settings.app_id, monitor=QuietMonitor(), **faust_config(settings))
     # Every table write waits for the outputs it implies (streams/durability.py).
     staged = StagedWrites()

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 TANSU_SHA256 = "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 #: tansu's in-memory storage engine: fast, and gone when the broker stops.
 MEMORY_STORAGE = "memory://tansu/"
+#: Fetch wait for consumers of the local broker (``Settings.consumer_fetch_max_wait_ms``):
+#: tansu holds a fetch until its wait runs out, so the wait is part of every event's latency
+#: (streams/compat.py). 250 ms measured: alert rows at 1,000 events/s p50 305 ms, p99 590 ms,
+#: against 872 and 1,187 ms with Faust's 1500 ms.
+LOCAL_FETCH_MAX_WAIT_MS = 250
 
 
 def tansu_binary() -> Path:

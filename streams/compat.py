@@ -1,4 +1,4 @@
-"""A workaround for brokers that report a partition's end offset short (the local tansu).
+"""Workarounds for the local tansu broker: end offsets reported short, fetch waits held.
 
 Kafka's ListOffsets "latest" is the offset after the last record. The tansu broker we run
 locally answers with the base offset of the last record batch instead, so the end looks up to a
@@ -81,3 +81,30 @@ def install_end_offset_probe(bootstrap_servers: list[str]) -> None:
         return await asyncio.to_thread(probe_end_offsets, _installed["servers"], reported)
 
     AIOKafkaConsumerThread.highwaters = highwaters  # type: ignore[method-assign]
+
+
+#: The fetch wait Faust hard-codes for its worker consumer (faust.transport.drivers.aiokafka).
+FAUST_FETCH_MAX_WAIT_MS = 1500
+
+
+def install_fetch_max_wait(wait_ms: int) -> None:
+    """Give Faust's worker consumer a fetch wait of ``wait_ms`` instead of its fixed 1500 ms.
+
+    Kafka answers a fetch as soon as one byte is there, so the wait only paces idle fetches.
+    The local tansu holds a fetch until the wait runs out even when records arrive (measured
+    with a plain consumer at 1,000 events/s: delivery p50 about 390 ms at 1500 ms, 40 ms at
+    100 ms), which puts the wait into every event's latency. Idempotent; the last value wins.
+    """
+    _installed["fetch_max_wait_ms"] = wait_ms
+    if "create_worker_consumer" in _installed:
+        return
+    original = AIOKafkaConsumerThread._create_worker_consumer
+    _installed["create_worker_consumer"] = original
+
+    def create(self: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = original(self, transport)
+        # Read by AIOKafkaConsumer.start() when it builds its Fetcher, after this returns.
+        consumer._fetch_max_wait_ms = _installed["fetch_max_wait_ms"]
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]

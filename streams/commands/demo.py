@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from schemas import topics
 from schemas.settings import Settings
-from streams.broker import free_port, running_broker
+from streams.broker import LOCAL_FETCH_MAX_WAIT_MS, free_port, running_broker
 from streams.demo_api import api_examples, serve_until_interrupted
 from streams.migrations import migrate
 from streams.progress import ProgressLine
@@ -92,6 +92,7 @@ def command(
                 "web_port": free_port(),
                 "api_token": token,
                 "broker_probe_end_offsets": True,  # tansu reports end offsets short
+                "consumer_fetch_max_wait_ms": LOCAL_FETCH_MAX_WAIT_MS,  # tansu holds fetches
             }
         )
         click.echo(f"2/5 broker on {broker.url}; warehouse at {demo_settings.warehouse_dir}")
