@@ -33,6 +33,7 @@ from streams.durability import StagedWrites, install_stop_without_waiting
 from streams.errors import StreamsError
 from streams.intake import BatchIntake
 from streams.metrics import PipelineMetrics
+from streams.outbound import DeliveryFailures, DirectTopic
 from streams.processor import INPUT_TOPICS, BatchProcessor
 from streams.sink import RowWriter, WarehouseSink
 
@@ -54,6 +55,8 @@ LIMIT_TABLE = "pos-loan-limit"
 MANAGER_QUEUE_TABLE = "manager-queue"
 #: Internal topic (suffix after the app id) carrying proposals and outcomes to managers.
 TASK_REQUESTS_TOPIC = "task-requests"
+#: Producer batch size (bytes; Faust's default is 16 KiB), under its 1 MB request size.
+PRODUCER_BATCH_BYTES = 512 * 1024
 #: Shortest time between two early publications of closed days' outputs (live traffic).
 EARLY_OUTPUT_GAP_S = 0.2
 
@@ -128,6 +131,9 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.consumer_heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
         "producer_linger": 0.005,
+        # Faust's 16 KiB batches made a flush of a few thousand records (limits, changelogs)
+        # take seconds: one batch in flight per partition, each a round trip to the broker.
+        "producer_max_batch_size": PRODUCER_BATCH_BYTES,
         "consumer_max_fetch_size": settings.consumer_max_fetch_bytes,
         "stream_buffer_maxsize": 16_384,
         **web_config(settings.web_enabled, settings.web_bind, settings.web_host, settings.web_port),
@@ -152,6 +158,9 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         value_type=bytes,
     )
     dead_letters = app.topic(topics.DEAD_LETTERS, key_type=bytes, value_type=bytes)
+    # Dead letters, alerts, limits, requests and tasks go straight to the producer, in order
+    # and without a yield per record (streams/outbound.py).
+    failures = DeliveryFailures()
 
     def table(name: str, help_text: str) -> Any:
         """A changelog-backed table of bytes, co-partitioned with the inputs, writes staged."""
@@ -176,7 +185,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         states,
         table(MERCHANT_IDS_TABLE, "Each merchant's transaction ids of its open days (dedup)."),
         sink,
-        dead_letters,
+        DirectTopic(dead_letters, failures),
         FeatureParams.from_settings(settings),
         max_skew_s=settings.max_input_skew_s,
         align_idle_s=settings.align_idle_s,
@@ -191,7 +200,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             "Each merchant's detector state (dormancy memory, drift, pending labels).",
         ),
         sink,
-        app.topic(topics.MERCHANT_ALERTS, key_type=bytes, value_type=bytes),
+        DirectTopic(app.topic(topics.MERCHANT_ALERTS, key_type=bytes, value_type=bytes), failures),
         settings.data_dir / "models" / "detector-models.bin",
         segments=table(SEGMENT_TABLE, "Each merchant's industry, from merchant.profiles.v1."),
     )
@@ -212,8 +221,8 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     actions = ActionStage(
         table(ACTION_STATE_TABLE, "Each merchant's profile facts, limit state and task slots."),
         table(LIMIT_TABLE, "Each merchant's current POS-loan limit (published JSON)."),
-        requests,
-        app.topic(topics.POS_LOAN_LIMITS, key_type=bytes, value_type=bytes),
+        DirectTopic(requests, failures),
+        DirectTopic(app.topic(topics.POS_LOAN_LIMITS, key_type=bytes, value_type=bytes), failures),
         sink,
         success,
         action_params,
@@ -223,7 +232,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
     attach_bootstrap(settings, app, processor, detection, actions)
     desk = ManagerDesk(
         table(MANAGER_QUEUE_TABLE, "Each account manager's open and queued tasks."),
-        app.topic(topics.OUTREACH_TASKS, key_type=bytes, value_type=bytes),
+        DirectTopic(app.topic(topics.OUTREACH_TASKS, key_type=bytes, value_type=bytes), failures),
         sink,
         success,
         action_params,
@@ -316,6 +325,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         acknowledge the events (their offsets may commit). The order is the guarantee; see
         streams/durability.py. Returns the warehouse rows written."""
         async with durable:  # the timer and the shutdown: one at a time, in order
+            began = time.monotonic()
             done = processor.take_done()
             others = held[:]
             del held[:]
@@ -325,13 +335,32 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             await actions.publish()
             await desk.publish()
             metrics.sample()
+            published = time.monotonic()
             written = await sink.flush()
+            sunk = time.monotonic()
             await app.producer.flush()
+            flushed = time.monotonic()
+            if failures:  # an output is missing: the state must not say it was written
+                log.critical("%s; exiting without commit", failures.describe())
+                logging.shutdown()
+                os._exit(70)
             staged.commit(writes)
             await processor.acknowledge(done)
             for stream, event in others:
                 await stream.ack(event)
             inflight.clear()
+            ended = time.monotonic()
+            if ended - began > settings.sink_flush_interval_s:
+                log.warning(
+                    "slow flush: %.2f s (publish %.2f, warehouse %.2f for %d rows, producer "
+                    "%.2f, state writes and acknowledgements %.2f)",
+                    ended - began,
+                    published - began,
+                    sunk - published,
+                    written,
+                    flushed - sunk,
+                    ended - flushed,
+                )
             return written
 
     last_outputs = {"days_closed": 0, "at": 0.0}
@@ -340,11 +369,13 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         """Alerts, limits and rows of the days just closed, at once when the worker has caught
         up (nothing left on the broker to read): an alert need not wait for the timer. Outputs
         before state is the safe order (streams/durability.py); the states and the
-        acknowledgements still wait for the timer. At most every EARLY_OUTPUT_GAP_S, and never
-        while reading a backlog, where the timer's larger batches are cheaper."""
+        acknowledgements still wait for the timer. At most every EARLY_OUTPUT_GAP_S, never
+        while reading a backlog, where the timer's larger batches are cheaper, and never by
+        waiting for a flush under way (the batches go on meanwhile)."""
         closed, now = processor.counters.days_closed, time.monotonic()
         if (
-            closed == last_outputs["days_closed"]
+            durable.locked()  # a flush is under way: it publishes them, or the next batch will
+            or closed == last_outputs["days_closed"]
             or now - last_outputs["at"] < EARLY_OUTPUT_GAP_S
             or any(processor.lag_by_partition().values())
         ):
@@ -357,7 +388,10 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
 
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
+        began = time.monotonic()
         await processor.tick()
+        if time.monotonic() - began > settings.sink_flush_interval_s:
+            log.warning("slow timer tick: %.2f s", time.monotonic() - began)
         desk.roll()
         await make_durable()
 

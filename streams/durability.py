@@ -10,7 +10,8 @@ and the flush timer makes them durable in this order (``streams/app.py``):
 
 1. ``take()``: the writes staged so far, with the events behind them taken at the same moment;
 2. the outboxes are published and the warehouse sink is flushed (it retries until written);
-3. the producer is flushed, so the published records are on the broker;
+3. the producer is flushed, so the published records are on the broker (a record it could
+   not deliver stops the worker here, before any state says it was written: streams/outbound.py);
 4. ``commit(taken)``: the staged writes go to the Faust tables (changelog records);
 5. the events are acknowledged, and Faust commits their offsets after flushing the producer
    again, so the changelog records are durable before the offsets.
