@@ -236,9 +236,10 @@ def inactivity_prior(
     in [0, 1]). It closed for a while (a holiday; raise ``closure_hazard`` when the silence
     began in a closure season such as the Spring Festival): weight ``closure_hazard`` x
     min(s, ``closure_ramp_days``) x S(s), S the closure survival. When the silence began in a
-    closure season (``in_season``), it is a closure or a departure, not an ordinary gap: the
-    trading explanation is left out, so that the merchant's own rhythm (whether it usually
-    sells daily) does not rank shutdowns above departures. The answer is P(gone) + P(closed)
+    closure season, or goes on a shutdown made in one after a stray sale or two
+    (``in_season``), it is a closure or a departure, not an ordinary gap: the trading
+    explanation is left out, so that the merchant's own rhythm (whether it usually sells
+    daily) does not rank shutdowns above departures. The answer is P(gone) + P(closed)
     S(s + H) / S(s) + P(trading) P(gap > s + H | gap > s).
 
     >>> daily = inactivity_prior(10, 80, 90, 30)

@@ -12,7 +12,13 @@ from detectors.alerts import ALERT_TYPES, AlertPolicy, Decision
 from detectors.base import DetectorError, clip, feature
 from detectors.churn import ChurnRules, churn_heads, inactivity_prior, noisy_or
 from detectors.credit import CreditRules, SegmentAnomaly, delinquency_head, loan_category
-from detectors.dormancy import DormancyDetector, DormancyState
+from detectors.dormancy import (
+    MAX_CLOSURES,
+    MIN_CLOSURE_DAYS,
+    DormancyDetector,
+    DormancyState,
+    DormancyVerdict,
+)
 from detectors.features.close import DaySnapshot
 from detectors.features.params import BusinessCalendar
 from detectors.inputs import CHURN_INPUTS, CREDIT_INPUTS, as_dict, derived, vector
@@ -28,6 +34,11 @@ log = logging.getLogger(__name__)
 MODELS_FORMAT = 1
 #: Days of the exponential averages of inflow and card turnover on sale days.
 _INFLOW_DAYS = 30.0
+#: Shortest POS silence that can be a festival shutdown (as ``pos_stopped``: 2 days).
+_SHUTDOWN_MIN_DAYS = 2
+#: A silence in the festival window starting this many days after the remembered shutdown
+#: began belongs to a later festival.
+_SHUTDOWN_NEW_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,9 @@ class MonitorParams:
     closure_ramp_days: float = 1.0
     #: How much a falling turnover (1 - fast / slow) multiplies the leaving hazard.
     inactive_decline_weight: float = 3.0
+    #: Sale days after a Spring Festival shutdown that are still stray sales in it: a silence
+    #: after at most this many is the shutdown going on (``_shut_for_festival``).
+    shutdown_stray_sale_days: int = 2
     dormancy: DormancyDetector = field(default_factory=DormancyDetector)
     churn_rules: ChurnRules = field(default_factory=ChurnRules)
     credit_rules: CreditRules = field(default_factory=CreditRules)
@@ -156,15 +170,55 @@ def _track(state: DetectorState, snapshot: DaySnapshot, params: MonitorParams) -
     elif totals.acct_settlement_amount_fen > 0 or state.prev_pos_fen == 0:
         state.settlement_missing_days = 0
     state.prev_pos_fen = float(totals.pos_approved_amount_fen)
+    memory = state.dormancy
+    sold = totals.pos_approved_count > 0
+    if sold and state.sale_fen >= 0:  # a silence after a first sale (read before it is set)
+        _track_shutdown(state, day, memory.last_silence_days, params.dormancy)
     _track_inflows(state, snapshot)
     if not festival:  # the festival is not a change of the merchant's level
         state.drift.update(float(totals.pos_approved_amount_fen), day)
-    memory = state.dormancy
-    sold = totals.pos_approved_count > 0
     silence = 0 if sold else memory.last_silence_days + 1
     if silence > state.dormant_threshold_days and memory.last_silence_days >= 0:
         memory.last_dormant_day = day
     return festival
+
+
+def _track_shutdown(state: DetectorState, day: int, ended: int, det: DormancyDetector) -> None:
+    """On a sale day that ends a silence of ``ended`` days: the merchant's Spring Festival
+    shutdown is the longest silence of at least ``_SHUTDOWN_MIN_DAYS`` with a day in the
+    dormancy detector's festival window (a later festival's replaces it); every sale day from
+    its end on is counted."""
+    if ended >= _SHUTDOWN_MIN_DAYS:
+        first = day - ended
+        in_window = days_from_spring_festival(first) <= det.season_after_days and (
+            days_from_spring_festival(day - 1) >= -det.season_before_days
+        )
+        if in_window and (
+            ended > state.shutdown_days or first - state.shutdown_day > _SHUTDOWN_NEW_DAYS
+        ):
+            state.shutdown_day, state.shutdown_days, state.shutdown_sale_days = first, ended, 0
+    if state.shutdown_day >= 0:
+        state.shutdown_sale_days += 1
+
+
+def _shut_for_festival(
+    state: DetectorState, verdict: DormancyVerdict, params: MonitorParams
+) -> bool:
+    """Whether a POS silence is a Spring Festival shutdown for ``inactivity_prior``: seasonal for
+    the dormancy detector (begun in or run into the festival window, a customary closure, or
+    resumed within two days of a closure of 10 days or more in the window), or begun after at
+    most ``shutdown_stray_sale_days`` sale days since the merchant's festival shutdown, when
+    that shutdown was a stop by its own rhythm (at least ``stop_silence_ratio`` times its q95
+    gap). Closed shops make stray sales (the owner, a regular): they split a shutdown into
+    silences the detector's window and closure memory do not all see."""
+    if verdict.seasonal:
+        return True
+    return (
+        verdict.silence_days >= 1
+        and state.shutdown_day >= 0
+        and state.shutdown_sale_days <= params.shutdown_stray_sale_days
+        and state.shutdown_days >= params.churn_rules.stop_silence_ratio * verdict.expected_gap_days
+    )
 
 
 def _track_inflows(state: DetectorState, snapshot: DaySnapshot) -> None:
@@ -289,6 +343,11 @@ def on_day_closed(
     memory = state.dormancy
     if not x:
         silence = 0 if snapshot.totals.pos_approved_count else memory.last_silence_days + 1
+        ended = memory.last_silence_days
+        if silence == 0 and ended >= MIN_CLOSURE_DAYS:
+            # As ``DormancyDetector.remember`` does on a day with features: a backtest closes
+            # most days without them, and its seasonal verdicts need the same closures.
+            memory.closures = [*memory.closures, (day - ended, ended)][-MAX_CLOSURES:]
         memory.last_silence_days = silence
         _resolve_churn_labels(state, day, silence, models, params)
         _resolve_credit_labels(state, day, models, params)
@@ -301,14 +360,16 @@ def on_day_closed(
     drift = state.drift
     observed = min(feature(x, "history_days"), 90.0)
     # A silence that began in a closure season (the Spring Festival, a closure the merchant
-    # made a year ago) is more likely a temporary closure than the merchant leaving.
+    # made a year ago), or that goes on a festival shutdown after a stray sale or two, is more
+    # likely a temporary closure than the merchant leaving.
+    shut = _shut_for_festival(state, verdict, params)
     prior = inactivity_prior(
         verdict.silence_days,
         feature(x, "active_days_90d"),
         observed,
         params.horizon_days,
         gone_hazard=params.gone_hazard,
-        closure_hazard=params.closure_hazard_season if verdict.seasonal else params.closure_hazard,
+        closure_hazard=params.closure_hazard_season if shut else params.closure_hazard,
         gaps=(feature(x, "gap_q50_days"), feature(x, "gap_q95_days"))
         if verdict.decided_by == "rules:own_gaps"
         else None,
@@ -319,7 +380,7 @@ def on_day_closed(
         if drift.slow_fen > 0 and verdict.silence_days == 0
         else 0.0,
         decline_weight=params.inactive_decline_weight,
-        in_season=verdict.seasonal,
+        in_season=shut,
     )
     extra = {
         "inactivity_prior_logit": math.log(max(prior, 1e-6) / max(1.0 - prior, 1e-6)),

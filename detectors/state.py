@@ -29,6 +29,9 @@ _QUEUE = struct.Struct("<BB")
 #: days of the current POS silence with a credit other than settlement, inflow other than
 #: settlement during the silence, and the usual daily inflow and card turnover on sale days.
 _SILENCE = struct.Struct("<Hddd")
+#: Optional trailer after that one: the merchant's Spring Festival shutdown (first silent day,
+#: length) and the sale days since it ended.
+_SHUTDOWN = struct.Struct("<iHH")
 
 
 @dataclass(slots=True)
@@ -64,6 +67,11 @@ class DetectorState:
     silence_inflow_fen: float = 0.0
     inflow_fen: float = -1.0
     sale_fen: float = -1.0
+    #: The longest POS silence of the last Spring Festival (first silent day, -1 none, and
+    #: length) and the sale days from its end on (``detectors.pipeline._track_shutdown``).
+    shutdown_day: int = -1
+    shutdown_days: int = 0
+    shutdown_sale_days: int = 0
 
     def encode(self) -> bytes:
         """Compact bytes for the worker's table (format byte first).
@@ -138,6 +146,13 @@ class DetectorState:
                 self.sale_fen,
             )
         )
+        parts.append(
+            _SHUTDOWN.pack(
+                self.shutdown_day,
+                min(self.shutdown_days, 65535),
+                min(self.shutdown_sale_days, 65535),
+            )
+        )
         return b"".join(parts)
 
     @classmethod
@@ -183,6 +198,8 @@ class DetectorState:
                 pos += 2 * width
             queues.append(queue)
         trailer = _SILENCE.unpack_from(buf, pos) if len(buf) - pos >= _SILENCE.size else None
+        pos += _SILENCE.size
+        shutdown = _SHUTDOWN.unpack_from(buf, pos) if len(buf) - pos >= _SHUTDOWN.size else None
         memory = DormancyMemory(
             DormancyState(dstate),
             last_dormant,
@@ -204,6 +221,8 @@ class DetectorState:
         if trailer is not None:  # absent from states written before it existed
             credit_days, state.silence_inflow_fen, state.inflow_fen, state.sale_fen = trailer
             state.silence_credit_days = int(credit_days)
+        if shutdown is not None:  # likewise
+            state.shutdown_day, state.shutdown_days, state.shutdown_sale_days = shutdown
         return state
 
 
