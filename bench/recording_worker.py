@@ -1,8 +1,9 @@
 """`python -m bench.recording_worker FILE`: the worker, noting when alert rows reach the warehouse.
 
-The same process as `merchant-monitor worker` (settings from MONITOR_*, `create_monitor`, the
-embedded warehouse), except that the warehouse handed to the sink is wrapped: after each insert
-returns, one JSON line goes to FILE with the wall-clock time and the keys of the rows written,
+The same process as `merchant-monitor worker` (settings from MONITOR_*, `create_monitor`, its
+garbage-collector tuning, the embedded warehouse), except that the warehouse handed to the sink
+is wrapped: after each insert returns, one JSON line goes to FILE with the wall-clock time and
+the keys of the rows written,
 for ``alerts`` (merchant id, as-of date, alert id, version) and for the closed-day rows of
 ``merchant_daily`` (odd versions: merchant id, day). An insert has returned when its rows are
 readable in the warehouse, so that instant is "the alert row is in the warehouse". A diagnostic
@@ -75,6 +76,7 @@ def main() -> None:
 
     from streams.app import create_monitor
     from streams.cli import load_settings
+    from streams.commands.worker import tune_gc
     from streams.migrations import check_migrated
     from streams.warehouse import open_warehouse
 
@@ -92,6 +94,7 @@ def main() -> None:
         # Runs before the detectors (appended after them would be after): first in the list.
         monitor.processor.snapshot_handlers.insert(0, writer.on_snapshots)
         worker = faust.Worker(monitor.app, loglevel=settings.log_level.lower(), quiet=True)
+        tune_gc()  # as `merchant-monitor worker` does
         worker.execute_from_commandline()
     finally:
         writer.close()
