@@ -20,8 +20,9 @@ from streams.history_files import BadRow, Loaded, read_accounts, read_pos
 log = logging.getLogger(__name__)
 #: Below this many events a backtest runs in one process: forking would cost more than it saves.
 PARALLEL_FROM_EVENTS = 20_000
-#: Feature processes at most by default: beyond about three the detectors' own share (in the
-#: main process) is the bottleneck.
+#: Feature processes at most by default. An estimate, measured on 2 CPUs only: the detectors (in
+#: the main process) take about a quarter of the work, so beyond three feature processes they
+#: would set the pace.
 MAX_AUTO_JOBS = 3
 SCORE_COLUMNS = (
     "merchant_id",
