@@ -3,13 +3,13 @@
 The same process as `merchant-monitor worker` (settings from MONITOR_*, `create_monitor`, its
 garbage-collector tuning, the embedded warehouse), except that the warehouse handed to the sink
 is wrapped: after each insert returns, one JSON line goes to FILE with the wall-clock time and
-the keys of the rows written,
-for ``alerts`` (merchant id, as-of date, alert id, version) and for the closed-day rows of
-``merchant_daily`` (odd versions: merchant id, day). An insert has returned when its rows are
-readable in the warehouse, so that instant is "the alert row is in the warehouse". A diagnostic
-line also notes when each business day first closed on each partition (the processor's snapshot
-handler, before the detectors run). Used by
-bench/latency.py; the embedded warehouse admits one process, so it cannot be watched from outside.
+the keys of the rows written, for ``alerts`` (merchant id, as-of date, alert id, version) and
+for the closed-day rows of ``merchant_daily`` (odd versions: merchant id, day). An insert has
+returned when its rows are readable in the warehouse, so that instant is "the alert row is in
+the warehouse". A diagnostic line also notes when each business day first closed on each
+partition (the processor's snapshot handler, before the detectors run). Used by
+bench/latency.py; the embedded warehouse admits one process, so it cannot be watched from
+outside.
 """
 
 from __future__ import annotations
