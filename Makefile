@@ -47,7 +47,7 @@ unit: install ## unit tests and doctests only
 integration: install ## integration tests only (they start the broker and warehouse themselves)
 	$(BIN)/pytest $(PYTEST_ARGS) -m integration tests
 
-bench: install ## benchmarks (about 35 min on 2 cores): bench.json and docs/benchmarks.md
+bench: install ## benchmarks (about 25 min on 2 cores): bench.json and docs/benchmarks.md
 	$(BIN)/python -m bench
 
 chaos: install ## replay 200k events while SIGKILLing the worker 5 times, then verify (about 4 min)
