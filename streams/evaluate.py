@@ -32,7 +32,10 @@ from streams.sim.calendar import day_starts_utc
 from streams.sim.payloads import event_millis
 from streams.sim.simulation import Simulation
 
-_NOT_YET = "not yet implemented: no {} exists yet; this stays null rather than a made-up number"
+_NOT_MEASURED = (
+    "not measured: the {} exists ({}) but this harness does not run it yet; this stays null "
+    "rather than a made-up number"
+)
 
 #: (column, topic, filter column, filter value, summed column or None for a count)
 _SERIES: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
@@ -157,11 +160,11 @@ def evaluation_report(
         "runner": extras.get("runner"),
         "outreach": {
             "precision_at_capacity": None,
-            "note": _NOT_YET.format("outreach policy"),
+            "note": _NOT_MEASURED.format("outreach policy", "detectors/outreach.py"),
         },
         "limits": {
             "share_daily_changes_over_10pct": None,
-            "note": _NOT_YET.format("POS-loan limit policy"),
+            "note": _NOT_MEASURED.format("POS-loan limit policy", "detectors/limits.py"),
         },
         "simulation": {
             "scenario": simulation.scenario.name,

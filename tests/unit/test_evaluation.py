@@ -168,7 +168,8 @@ def test_report_from_a_simulation(tmp_path: Path) -> None:
     assert report["detectors"]["baseline_turnover_drop"]["source"] == "baseline:turnover_drop"
     assert report["outreach"]["precision_at_capacity"] is None
     assert report["limits"]["share_daily_changes_over_10pct"] is None
-    assert "not yet implemented" in report["outreach"]["note"]
+    assert "not measured" in report["outreach"]["note"]
+    assert "detectors/limits.py" in report["limits"]["note"]
     # The squeeze shows up as bounced items before the default: the credit baseline warns early.
     assert report["detectors"]["credit"]["recall"] > 0.5
     assert report["detectors"]["credit"]["median_lead_days"] > 0
