@@ -200,10 +200,22 @@ class DormancyDetector(Detector):
         """Update the merchant's memory after a verdict (closures are learned at reactivation)."""
         if verdict.state >= DormancyState.DORMANT:
             memory.last_dormant_day = day
-        ended = memory.last_silence_days
-        if verdict.silence_days == 0 and ended >= MIN_CLOSURE_DAYS:
-            memory.closures.append((day - ended, ended))
-            # Keep the most recent ones: old habits fade, memory stays bounded.
-            memory.closures = memory.closures[-MAX_CLOSURES:]
-        memory.last_silence_days = verdict.silence_days
+        note_silence(memory, verdict.silence_days, day)
         memory.state = verdict.state
+
+
+def note_silence(memory: DormancyMemory, silence_days: int, day: int) -> None:
+    """Record the POS silence at the end of ``day``: a silence of at least ``MIN_CLOSURE_DAYS``
+    that ends on it (a sale) becomes a remembered closure (the latest ``MAX_CLOSURES``).
+
+    >>> memory = DormancyMemory(last_silence_days=12)
+    >>> note_silence(memory, 0, 20_100)
+    >>> memory.closures, memory.last_silence_days
+    ([(20088, 12)], 0)
+    """
+    ended = memory.last_silence_days
+    if silence_days == 0 and ended >= MIN_CLOSURE_DAYS:
+        memory.closures.append((day - ended, ended))
+        # Keep the most recent ones: old habits fade, memory stays bounded.
+        memory.closures = memory.closures[-MAX_CLOSURES:]
+    memory.last_silence_days = silence_days

@@ -13,11 +13,10 @@ from detectors.base import DetectorError, clip, feature
 from detectors.churn import ChurnRules, churn_heads, inactivity_prior, noisy_or
 from detectors.credit import CreditRules, SegmentAnomaly, delinquency_head, loan_category
 from detectors.dormancy import (
-    MAX_CLOSURES,
-    MIN_CLOSURE_DAYS,
     DormancyDetector,
     DormancyState,
     DormancyVerdict,
+    note_silence,
 )
 from detectors.features.close import DaySnapshot
 from detectors.features.params import BusinessCalendar
@@ -343,12 +342,9 @@ def on_day_closed(
     memory = state.dormancy
     if not x:
         silence = 0 if snapshot.totals.pos_approved_count else memory.last_silence_days + 1
-        ended = memory.last_silence_days
-        if silence == 0 and ended >= MIN_CLOSURE_DAYS:
-            # As ``DormancyDetector.remember`` does on a day with features: a backtest closes
-            # most days without them, and its seasonal verdicts need the same closures.
-            memory.closures = [*memory.closures, (day - ended, ended)][-MAX_CLOSURES:]
-        memory.last_silence_days = silence
+        # As ``DormancyDetector.remember`` on a day with features: a backtest closes most days
+        # without them, and its seasonal verdicts need the same closures.
+        note_silence(memory, silence, day)
         _resolve_churn_labels(state, day, silence, models, params)
         _resolve_credit_labels(state, day, models, params)
         return state, [], None
