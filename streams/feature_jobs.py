@@ -7,8 +7,9 @@ process. ``fan_out`` forks ``jobs`` processes after the history is loaded (they 
 nothing is copied up front), gives each every ``jobs``-th merchant in first-seen order, and
 merges their closed days back into that order, one day at a time: the caller sees the same
 ``(day, [(merchant, snapshot)])`` sequence as from one process. A process's closed day
-travels as plain tuples (totals, feature dict), several times cheaper to pickle than the
-snapshot objects; the feature states come back once, at the end.
+travels as plain tuples (totals, feature dict), about 4 times faster to pickle than the
+snapshot objects (0.07 against 0.30 s for the 29,101 closes of a 500 x 60 simulation); the
+feature states come back once, at the end, when the caller wants them.
 """
 
 from __future__ import annotations
