@@ -126,7 +126,7 @@ class DormancyDetector(Detector):
         missed = weeks * sum(rates) + sum(rates[(today - k) % 7] for k in range(rest))
         return missed, mean_rate
 
-    def _in_window(self, start_day: int, day: int) -> bool:
+    def in_festival_window(self, start_day: int, day: int) -> bool:
         """Whether a silence from ``start_day`` to ``day`` has a day in the festival window."""
         return days_from_spring_festival(start_day) <= self.season_after_days and (
             days_from_spring_festival(day) >= -self.season_before_days
@@ -144,12 +144,12 @@ class DormancyDetector(Detector):
 
     def _seasonal(self, start_day: int, day: int, memory: DormancyMemory | None) -> bool:
         # Any day of the silence in the festival window: begun in it, or run into it.
-        if self._in_window(start_day, day) or self._customary(start_day, memory):
+        if self.in_festival_window(start_day, day) or self._customary(start_day, memory):
             return True
         # A stray sale in a festival shutdown: a silence that resumes within two days of one.
         for closed_from, length in memory.closures[-1:] if memory else ():
             reopened = closed_from + length
-            if start_day - reopened <= 2 and self._in_window(closed_from, reopened - 1):
+            if start_day - reopened <= 2 and self.in_festival_window(closed_from, reopened - 1):
                 return True
         return False
 

@@ -189,10 +189,7 @@ def _track_shutdown(state: DetectorState, day: int, ended: int, det: DormancyDet
     its end on is counted."""
     if ended >= _SHUTDOWN_MIN_DAYS:
         first = day - ended
-        in_window = days_from_spring_festival(first) <= det.season_after_days and (
-            days_from_spring_festival(day - 1) >= -det.season_before_days
-        )
-        if in_window and (
+        if det.in_festival_window(first, day - 1) and (
             ended > state.shutdown_days or first - state.shutdown_day > _SHUTDOWN_NEW_DAYS
         ):
             state.shutdown_day, state.shutdown_days, state.shutdown_sale_days = first, ended, 0
