@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.sensors import Monitor as FaustMonitor
@@ -112,6 +112,14 @@ def _tp(item: Any) -> tuple[str, int]:
         item = item[1]
     message = getattr(item, "message", item)
     return message.topic, message.partition
+
+
+def exit_without_commit(reason: str, *, exc_info: bool = False) -> NoReturn:
+    """Leave at once with status 70, acknowledging and committing nothing more: a restart reads
+    the unacknowledged events again instead of losing them."""
+    log.critical("%s; exiting without commit", reason, exc_info=exc_info)
+    logging.shutdown()
+    os._exit(70)
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -259,11 +267,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             except Exception:
                 # An unexpected error would leave events unacknowledged and the commit stuck
                 # behind them: exit instead, so a restart re-reads.
-                log.critical(
-                    "unexpected error in the pipeline; exiting without commit", exc_info=True
-                )
-                logging.shutdown()
-                os._exit(70)
+                exit_without_commit("unexpected error in the pipeline", exc_info=True)
 
     reference = app.topic(
         topics.MERCHANT_PROFILES,
@@ -296,9 +300,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 elif decoded is not None:
                     await processor.dead_letter(event, decoded)
             except Exception:
-                log.critical("unexpected error on reference data; exiting", exc_info=True)
-                logging.shutdown()
-                os._exit(70)
+                exit_without_commit("unexpected error on reference data", exc_info=True)
 
     @app.agent(requests, name="manager-queues")
     async def track_manager_queues(stream: StreamT[Any]) -> None:
@@ -313,9 +315,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 if rejected is not None:
                     await processor.dead_letter(event, rejected)
             except Exception:
-                log.critical("unexpected error in the manager queues; exiting", exc_info=True)
-                logging.shutdown()
-                os._exit(70)
+                exit_without_commit("unexpected error in the manager queues", exc_info=True)
 
     durable = asyncio.Lock()
     inflight: list[list[Any]] = []
@@ -341,9 +341,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             await app.producer.flush()
             flushed = time.monotonic()
             if failures:  # an output is missing: the state must not say it was written
-                log.critical("%s; exiting without commit", failures.describe())
-                logging.shutdown()
-                os._exit(70)
+                exit_without_commit(failures.describe())
             staged.commit(writes)
             await processor.acknowledge(done)
             for stream, event in others:
