@@ -20,6 +20,7 @@ from bench import api, latency, offline, report, scaleout
 from bench.common import standalone
 from bench.throughput import KINDS, measure
 from schemas import topics
+from schemas.settings import Settings
 
 log = logging.getLogger("bench")
 
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "warm_days": args.latency_warm_days,
             "seconds": args.latency_seconds,
             "flush_interval_s": args.flush_interval,
+            "state_write_interval_s": Settings.model_fields["state_write_interval_s"].default,
             "partitions": args.partitions,
         },
         "api": {

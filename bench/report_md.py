@@ -186,7 +186,9 @@ def _latency_md(doc: Mapping[str, Any]) -> list[str]:
         f"Per run: a fresh broker ({cfg.get('partitions', '?')} partitions) and one worker with",
         f"`MONITOR_SINK_FLUSH_INTERVAL_S={cfg.get('flush_interval_s', '?')}` (default 2.0; a",
         "caught-up worker publishes a closed day's alerts and rows at once, at most every",
-        "0.2 s, and the timer writes states and acknowledges). Warm-up: the first "
+        "0.2 s) and the default `MONITOR_STATE_WRITE_INTERVAL_S="
+        f"{cfg.get('state_write_interval_s', '?')}` (states",
+        "written and events acknowledged; every flush publishes the outputs). Warm-up: the first "
         f"{cfg.get('warm_days', '?')} days of",
         f"{cfg.get('merchants', '?')} simulated merchants, published unpaced and consumed (the",
         "detectors need history before they alert). Then the next events of the same population",

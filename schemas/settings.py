@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     )
     sink_flush_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=2.0, description="Seconds between warehouse flushes of changed merchant-days."
+    )
+    state_write_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=6.0,
+        description="Seconds between writes of the changed states (tables and changelogs) and "
+        "acknowledgements of the events behind them: at least the sink flush interval (the "
+        "default gives way to a longer one). Outputs do not wait for it. When no new events "
+        "came in since the last flush, the states are written at the next flush.",
     )
     sink_max_buffer_rows: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=200_000, description="Buffered rows that force a flush (back-pressure bound)."
@@ -260,6 +267,21 @@ class Settings(BaseSettings):
     outreach_task_expiry_days: int = Field(
         default=30, description="Open tasks without an outcome are cancelled after this long."
     )
+
+    @model_validator(mode="after")
+    def _check_intervals(self) -> Settings:
+        if self.state_write_interval_s < self.sink_flush_interval_s:
+            if "state_write_interval_s" not in self.model_fields_set:
+                # The default gives way to a longer flush interval set on its own.
+                object.__setattr__(self, "state_write_interval_s", self.sink_flush_interval_s)
+                return self
+            msg = (
+                f"state_write_interval_s ({self.state_write_interval_s}) must be at least "
+                f"sink_flush_interval_s ({self.sink_flush_interval_s}): states are written at "
+                "a warehouse flush"
+            )
+            raise ValueError(msg)
+        return self
 
     @field_validator("broker_url")
     @classmethod

@@ -122,6 +122,19 @@ def exit_without_commit(reason: str, *, exc_info: bool = False) -> NoReturn:
     os._exit(70)
 
 
+def state_write_due(since_s: float, interval_s: float, flush_s: float, *, quiet: bool) -> bool:
+    """Whether a flush tick ``since_s`` after the last state write writes the states again:
+    when the input went quiet (no new events since the last tick), or when ``interval_s`` has
+    passed, give or take half a tick (the timer's ticks are not exact).
+
+    >>> [state_write_due(s, 6.0, 1.0, quiet=False) for s in (1.0, 5.0, 5.6, 6.2)]
+    [False, False, True, True]
+    >>> state_write_due(1.0, 6.0, 1.0, quiet=True)
+    True
+    """
+    return quiet or since_s >= interval_s - flush_s / 2
+
+
 def faust_config(settings: Settings) -> dict[str, Any]:
     """Faust settings derived from ours (one place, so tests and production agree)."""
     store = "memory://" if settings.table_store == "memory" else "rocksdb://"
@@ -187,7 +200,8 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
         MERCHANT_STATE_TABLE,
         "Each merchant's partition, marks (offsets its state holds) and feature state.",
     )
-    sink = WarehouseSink(writer, max_buffer_rows=settings.sink_max_buffer_rows)
+    # Alert rows first: the risk desk's dashboards and alert rules read them.
+    sink = WarehouseSink(writer, max_buffer_rows=settings.sink_max_buffer_rows, first=("alerts",))
     processor = BatchProcessor(
         app,
         states,
@@ -331,10 +345,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             del held[:]
             writes = staged.take()
             inflight[:] = [done, others]  # a revocation meanwhile drops its partitions' events
-            await detection.publish()
-            await actions.publish()
-            await desk.publish()
-            metrics.sample()
+            await publish_outputs()
             published = time.monotonic()
             written = await sink.flush()
             sunk = time.monotonic()
@@ -361,6 +372,14 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
                 )
             return written
 
+    async def publish_outputs() -> None:
+        """Publish the buffered alerts, limits and tasks, and sample the pipeline metrics (the
+        caller holds ``durable`` and flushes the warehouse sink next)."""
+        await detection.publish()
+        await actions.publish()
+        await desk.publish()
+        metrics.sample()
+
     last_outputs = {"days_closed": 0, "at": 0.0}
 
     async def publish_closed_days() -> None:
@@ -384,14 +403,32 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             await actions.publish()
             await sink.flush()
 
+    written_states = {"at": time.monotonic(), "events": -1}
+
     @app.timer(interval=timedelta(seconds=settings.sink_flush_interval_s))
     async def flush_warehouse() -> None:
+        """Every flush interval the outputs; every state write interval (or when the input
+        went quiet) the states too, with the acknowledgements (docs/worker.md, Timers)."""
         began = time.monotonic()
-        await processor.tick()
+        events = processor.counters.events
+        write_states = state_write_due(
+            began - written_states["at"],
+            settings.state_write_interval_s,
+            settings.sink_flush_interval_s,
+            quiet=events == written_states["events"],
+        )
+        written_states["events"] = events
+        await (processor.tick() if write_states else processor.release())
         if time.monotonic() - began > settings.sink_flush_interval_s:
             log.warning("slow timer tick: %.2f s", time.monotonic() - began)
         desk.roll()
-        await make_durable()
+        if write_states:
+            written_states["at"] = began
+            await make_durable()
+            return
+        async with durable:
+            await publish_outputs()
+            await sink.flush()
 
     @app.timer(interval=timedelta(minutes=5))
     async def save_models() -> None:

@@ -72,6 +72,7 @@ def run_chaos(
                 "consumer_heartbeat_interval_s": 1.0,
                 "commit_interval_s": 0.5,
                 "sink_flush_interval_s": 0.5,
+                "state_write_interval_s": 1.5,  # states every third flush: outputs run ahead
             }
         )
         with open_warehouse(chaos) as warehouse:

@@ -6,7 +6,8 @@ a restarted worker would restore a state that says "done" for outputs that never
 re-delivered events look like duplicates and nothing writes the missing rows again.
 
 So every table write of the worker is *staged* here instead of going to the Faust table at once,
-and the flush timer makes them durable in this order (``streams/app.py``):
+and the flush timer's state write (every ``MONITOR_STATE_WRITE_INTERVAL_S``; the ticks in
+between publish outputs only) makes them durable in this order (``streams/app.py``):
 
 1. ``take()``: the writes staged so far, with the events behind them taken at the same moment;
 2. the outboxes are published and the warehouse sink is flushed (it retries until written);

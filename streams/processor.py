@@ -276,14 +276,22 @@ class BatchProcessor:
         if self.ack is not None and events:
             self.ack(events)
 
-    async def tick(self) -> None:
-        """Timer work: release held events, close days of partitions that went idle, and write
-        every changed state (acknowledging the events behind it)."""
+    async def release(self) -> None:
+        """Timer work: release held events and close days of partitions that went idle."""
         async with self.lock:
-            wall = self.wall_clock()
-            for partition in list(self._align):
-                await self._release(partition, wall)
+            await self._release_all()
+
+    async def tick(self) -> None:
+        """``release``, then write every changed state (the events behind them are acknowledged
+        after the flush that follows)."""
+        async with self.lock:
+            await self._release_all()
             await self._write_states()
+
+    async def _release_all(self) -> None:
+        wall = self.wall_clock()
+        for partition in list(self._align):
+            await self._release(partition, wall)
 
     async def write_states(self) -> None:
         """Write every changed state; the events behind them are acknowledged after the flush.

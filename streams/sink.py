@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +43,8 @@ class WarehouseSink:
     ``flush`` never drops rows: when the warehouse refuses a batch, the rows go back into the
     buffer (unless a newer row for the same key arrived meanwhile) and the flush retries with
     back-off, which blocks the agent that awaits it: back-pressure instead of loss.
+
+    A flush writes the tables named in ``first`` before the others, in that order.
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class WarehouseSink:
         max_buffer_rows: int,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        first: Sequence[str] = (),
     ) -> None:
         self._writer = writer
+        self._first = {table: i for i, table in enumerate(first)}
         self._max_buffer_rows = max_buffer_rows
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -78,7 +82,8 @@ class WarehouseSink:
         """Write every buffered row; retries until written. Returns the rows written."""
         async with self._lock:
             written = 0
-            for table in list(self._buffers):
+            first, last = self._first, len(self._first)
+            for table in sorted(self._buffers, key=lambda t: first.get(t, last)):
                 pending = self._buffers.pop(table)
                 if pending:
                     written += await self._write(table, pending)

@@ -169,6 +169,16 @@ def test_settings_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
 
+def test_state_writes_are_no_more_frequent_than_flushes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_SINK_FLUSH_INTERVAL_S", "10")
+    assert Settings().state_write_interval_s == 10.0  # the default gives way
+    monkeypatch.setenv("MONITOR_STATE_WRITE_INTERVAL_S", "3")
+    with pytest.raises(ValidationError, match="at least sink_flush_interval_s"):
+        Settings()
+    monkeypatch.setenv("MONITOR_SINK_FLUSH_INTERVAL_S", "1")
+    assert Settings().state_write_interval_s == 3.0
+
+
 def test_cli_reports_bad_settings_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_PARTITIONS", "0")
     result = CliRunner().invoke(main, ["schemas", "export", "--check"])

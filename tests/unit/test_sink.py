@@ -58,3 +58,12 @@ def test_maybe_flush_applies_back_pressure_at_the_bound() -> None:
         assert len(writer.written) == 3
 
     asyncio.run(scenario())
+
+
+def test_tables_named_first_are_written_first() -> None:
+    writer = FlakyWriter(failures=0)
+    sink = WarehouseSink(writer, max_buffer_rows=100, first=("alerts", "limits"))
+    for table in ("daily", "limits", "scores", "alerts"):
+        sink.add(table, 1, {"v": table})
+    assert asyncio.run(sink.flush()) == 4
+    assert [table for table, _ in writer.written] == ["alerts", "limits", "daily", "scores"]
