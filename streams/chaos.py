@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -115,7 +116,11 @@ def run_chaos(
                 poll_s=1.0,
             )
             status = worker.stop()
-            if status != 0:
+            if status == -signal.SIGTERM:
+                # Killed by the signal's default action: stopped before Faust took the signal
+                # over, because the killed workers had already committed everything.
+                log.info("the last worker was stopped while starting: nothing was left to read")
+            elif status != 0:
                 log.error("the last worker exited with status %s", status)
         with open_warehouse(chaos) as warehouse:
             run.result = verify(
