@@ -168,6 +168,7 @@ class BatchProcessor:
         self.table = table
         self.ids = ids
         self.sink = sink
+        sink.before_flush.append(self._buffer_open_days)
         self.dead_letters = dead_letters
         self.params = params
         self.max_skew_s = max_skew_s
@@ -196,6 +197,9 @@ class BatchProcessor:
         self._pending: dict[int, list[tuple[float, int, Message, Any]]] = {}
         #: partition -> merchant -> events applied since its state was last written (unacked).
         self._dirty: dict[int, dict[bytes, list[Item]]] = {}
+        #: partition -> merchant -> open days changed since the sink's last flush (their rows
+        #: are built once per flush, not once per batch: ``_buffer_open_days``).
+        self._open_days: dict[int, dict[bytes, set[int]]] = {}
         self._seq = 0
         #: Acknowledges records on the consumer (``Consumer.ack``, set by streams/app.py).
         self.ack = ack
@@ -401,16 +405,28 @@ class BatchProcessor:
         self._members.setdefault(partition, set()).add(key)
         await self._keep(key, state, partition, kept)
         self.counters.applied += len(items) - len(late) - len(skipped)
-        merchant_id = state.merchant_id
-        for day in touched:
-            if day > state.closed_through:
-                row = daily_row(merchant_id, day, day_totals(state, day), closed=False)
-                self.sink.add("merchant_daily", (merchant_id, day), row)
+        if touched:
+            self._open_days.setdefault(partition, {}).setdefault(key, set()).update(touched)
         if closed:
             self._emit(partition, closed)
         for event, reason in late:
             await self._dead_letter(event, Rejected("late", reason))
             self._to_ack.append(event)
+
+    def _buffer_open_days(self) -> None:
+        """The ``merchant_daily`` rows of the open days changed since the last flush, from the
+        merchants' current states (a day closed since has its closed row already)."""
+        open_days, self._open_days = self._open_days, {}
+        for merchants in open_days.values():
+            for key, days in merchants.items():
+                state = self._load(key)
+                if state is None:
+                    continue
+                merchant_id = state.merchant_id
+                for day in days:
+                    if day > state.closed_through:
+                        row = daily_row(merchant_id, day, day_totals(state, day), closed=False)
+                        self.sink.add("merchant_daily", (merchant_id, day), row)
 
     def _load(self, key: bytes) -> MerchantState | None:
         state = self._cache.get(key)
@@ -596,6 +612,7 @@ class BatchProcessor:
             # and so are applied events whose state was not written yet (dropped with it).
             self._pending.pop(partition, None)
             self._dirty.pop(partition, None)
+            self._open_days.pop(partition, None)
             self._open.pop(partition, None)
             for input_tp in [tp for tp in self._handed if tp[1] == partition]:
                 del self._handed[input_tp]

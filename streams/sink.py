@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,7 +44,9 @@ class WarehouseSink:
     buffer (unless a newer row for the same key arrived meanwhile) and the flush retries with
     back-off, which blocks the agent that awaits it: back-pressure instead of loss.
 
-    A flush writes the tables named in ``first`` before the others, in that order.
+    A flush writes the tables named in ``first`` before the others, in that order. It first
+    calls each of ``before_flush`` (synchronous: nothing runs in between), so a producer may
+    add rows it derives once per flush instead of once per change.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class WarehouseSink:
     ) -> None:
         self._writer = writer
         self._first = {table: i for i, table in enumerate(first)}
+        self.before_flush: list[Callable[[], None]] = []
         self._max_buffer_rows = max_buffer_rows
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -81,6 +84,8 @@ class WarehouseSink:
     async def flush(self) -> int:
         """Write every buffered row; retries until written. Returns the rows written."""
         async with self._lock:
+            for hook in self.before_flush:
+                hook()
             written = 0
             first, last = self._first, len(self._first)
             for table in sorted(self._buffers, key=lambda t: first.get(t, last)):

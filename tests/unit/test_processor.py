@@ -172,6 +172,38 @@ def test_a_day_close_waits_for_the_timer_like_any_other_change() -> None:
     assert _decoded(table, b"M1").closed_through == PARAMS.calendar.day_of(START) + 1
 
 
+class _RowWriter:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, dict[str, Any]]] = []
+
+    def insert(self, table: str, rows: list[Any]) -> int:
+        self.rows += [(table, dict(r)) for r in rows]
+        return len(rows)
+
+
+def test_open_day_rows_are_built_once_per_flush_from_the_latest_state() -> None:
+    writer = _RowWriter()
+    processor = _processor(_Table(), _Topic(), _Stream())
+    processor.sink = sink = WarehouseSink(writer, max_buffer_rows=10_000)
+    sink.before_flush.append(processor._buffer_open_days)
+    day0 = PARAMS.calendar.day_of(START)
+    for first in (0, 2, 4):  # three batches of one open day
+        asyncio.run(processor.process(list(_sales(first, 2, hours=1.0))))
+    assert sink.buffered == 0  # nothing built per batch
+    assert asyncio.run(sink.flush()) == 1
+    [(table, row)] = writer.rows
+    assert (table, row["version"], row["pos_approved_count"]) == ("merchant_daily", 12, 6)
+    # Day 0 touched again, then closed (the watermark passes it + lateness) before the next
+    # flush: its closed row (odd version) is the only row that flush writes for it.
+    writer.rows.clear()
+    asyncio.run(processor.process(list(_sales(6, 2, hours=1.0))))
+    asyncio.run(processor.process(list(_sales(30, 2, hours=12.0))))  # 15 days later
+    assert processor.counters.days_closed > 0
+    asyncio.run(sink.flush())
+    day0_rows = [r for _, r in writer.rows if r["day"] == PARAMS.calendar.date_of_day(day0)]
+    assert [r["version"] for r in day0_rows] == [2 * 8 + 1]
+
+
 def test_a_failed_batch_keeps_the_days_closed_since_the_last_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
