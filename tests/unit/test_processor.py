@@ -98,12 +98,13 @@ def _processor(
     dead_letters: _Topic,
     stream: _Stream,
     ids: _Table | None = None,
+    sink: WarehouseSink | None = None,
 ) -> BatchProcessor:
     return BatchProcessor(
         SimpleNamespace(consumer=None),  # type: ignore[arg-type]
         table,  # type: ignore[arg-type]
         _Table() if ids is None else ids,  # type: ignore[arg-type]
-        WarehouseSink(_Writer(), max_buffer_rows=10_000),
+        WarehouseSink(_Writer(), max_buffer_rows=10_000) if sink is None else sink,
         dead_letters,  # type: ignore[arg-type]
         PARAMS,
         max_skew_s=43_200,
@@ -183,9 +184,8 @@ class _RowWriter:
 
 def test_open_day_rows_are_built_once_per_flush_from_the_latest_state() -> None:
     writer = _RowWriter()
-    processor = _processor(_Table(), _Topic(), _Stream())
-    processor.sink = sink = WarehouseSink(writer, max_buffer_rows=10_000)
-    sink.before_flush.append(processor._buffer_open_days)
+    sink = WarehouseSink(writer, max_buffer_rows=10_000)
+    processor = _processor(_Table(), _Topic(), _Stream(), sink=sink)
     day0 = PARAMS.calendar.day_of(START)
     for first in (0, 2, 4):  # three batches of one open day
         asyncio.run(processor.process(list(_sales(first, 2, hours=1.0))))
