@@ -428,7 +428,11 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             return
         async with durable:
             await publish_outputs()
-            await sink.flush()
+            written = await sink.flush()
+        if time.monotonic() - began > settings.sink_flush_interval_s:
+            log.warning(
+                "slow output flush: %.2f s (%d warehouse rows)", time.monotonic() - began, written
+            )
 
     @app.timer(interval=timedelta(minutes=5))
     async def save_models() -> None:
