@@ -353,7 +353,7 @@ def create_monitor(settings: Settings, writer: RowWriter) -> Monitor:
             flushed = time.monotonic()
             if failures:  # an output is missing: the state must not say it was written
                 exit_without_commit(failures.describe())
-            staged.commit(writes)
+            await staged.commit(writes)
             await processor.acknowledge(done)
             for stream, event in others:
                 await stream.ack(event)

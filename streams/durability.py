@@ -33,6 +33,7 @@ what is not acknowledged is read again at the next start.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,6 +43,8 @@ from faust.transport.consumer import Consumer
 
 from streams.processor import in_partition
 
+#: Table writes committed between two yields to the event loop (about 15 µs each).
+COMMIT_YIELD_EVERY = 256
 #: (table, key) -> (partition, value)
 Writes = dict[tuple[str, bytes], tuple[int, bytes]]
 
@@ -82,14 +85,18 @@ class StagedWrites:
         self._taken.update(taken)
         return taken
 
-    def commit(self, taken: Writes) -> int:
+    async def commit(self, taken: Writes, yield_every: int = COMMIT_YIELD_EVERY) -> int:
         """Write the taken values to their tables (their changelog records go out now).
 
-        Writes of partitions revoked since ``take`` are skipped. Synchronous on purpose: no
-        revocation can run between the check and the writes.
+        Writes of partitions revoked since ``take`` are skipped. Each write is checked and made
+        with no yield in between, so no revocation runs between the check and its write; the
+        event loop gets a turn every ``yield_every`` writes (a state write holds thousands, and
+        the limit API answers on the same loop), where a revocation may drop the rest.
         """
         written = 0
-        for entry, (partition, value) in taken.items():
+        for n, (entry, (partition, value)) in enumerate(taken.items(), 1):
+            if not n % yield_every:
+                await asyncio.sleep(0)
             if self._taken.get(entry) != (partition, value):
                 continue  # forgotten since (its partition was revoked)
             del self._taken[entry]

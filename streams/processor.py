@@ -66,6 +66,8 @@ _event_s = itemgetter(0)
 #: runs the detectors for every merchant (about 0.1-0.2 ms each), and the limit API and
 #: Faust's own tasks answer on the same loop. ``lock`` keeps the processor's other work out.
 YIELD_EVERY = 32
+#: Records decoded between two yields to the event loop.
+DECODE_YIELD_EVERY = 500
 #: Head of a merchant-state table value: the partition, then per input topic (in
 #: ``INPUT_TOPICS`` order) the offset through which every event of this merchant on that input
 #: is in the state (-1: none recorded). The encoded feature state follows.
@@ -233,7 +235,9 @@ class BatchProcessor:
         skip_before = self.skip_before_s
         partitions: set[int] = set()
         handed, opened = self._handed, self._open
-        for message in events:
+        for n, message in enumerate(events, 1):
+            if not n % DECODE_YIELD_EVERY:
+                await asyncio.sleep(0)  # a whole fetch must not hold the event loop (the API)
             input_tp = (_INPUT_INDEX[message.topic], message.partition)
             decoded = DECODERS[message.topic].decode(message.key, message.value)
             if isinstance(decoded, Rejected):
@@ -479,7 +483,9 @@ class BatchProcessor:
         opened = self._open.get(partition, {})
         handed = [self._handed.get((i, partition), -1) for i in range(len(INPUT_TOPICS))]
         with in_partition(partition):
-            for key in dirty:
+            for n, key in enumerate(dirty, 1):
+                if not n % YIELD_EVERY:
+                    await asyncio.sleep(0)
                 state = self._cache[key]
                 marks = self._marks[key] = self._marks_of(key, opened, handed)
                 self.table[key] = state_value(partition, encode_state(state, ids=False), marks)

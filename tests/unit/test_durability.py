@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def test_writes_wait_for_commit_and_are_read_back_meanwhile() -> None:
     taken = staged.take()
     assert b"M1" not in table
     assert proxy.get(b"M1") == b"v1", "taken writes stay readable until committed"
-    assert staged.commit(taken) == 1
+    assert asyncio.run(staged.commit(taken)) == 1
     assert table[b"M1"] == b"v1"
     assert table.partitions[b"M1"] == 3, "committed on the partition of the event behind it"
     assert staged.staged == 0
@@ -66,11 +67,11 @@ def test_commit_writes_only_what_was_taken() -> None:
     with in_partition(1):
         proxy[b"M1"] = b"v2"  # a newer state, staged while the flush ran
         proxy[b"M2"] = b"w1"
-    staged.commit(taken)
+    asyncio.run(staged.commit(taken))
     assert table == {b"M1": b"v1"}, "the newer writes wait for the next flush"
     assert proxy.get(b"M1") == b"v2"
     assert proxy.get(b"M2") == b"w1"
-    staged.commit(staged.take())
+    asyncio.run(staged.commit(staged.take()))
     assert table == {b"M1": b"v2", b"M2": b"w1"}
 
 
@@ -92,9 +93,28 @@ def test_revoked_partitions_lose_their_staged_writes() -> None:
     staged.forget({1}, queues_table="manager-queue", queue_partitions={0})
     assert m.get(b"M1") is None
     assert q.get(b"A0") is None
-    assert staged.commit(taken) == 2, "the revoked partitions' taken writes are skipped"
+    assert asyncio.run(staged.commit(taken)) == 2, (
+        "the revoked partitions' taken writes are skipped"
+    )
     assert merchants == {b"M0": b"a"}
     assert queues == {b"A1": b"r"}
+
+
+def test_a_revocation_during_a_commit_drops_the_rest_of_its_partition() -> None:
+    staged, table, proxy = _staged()
+    for i in range(6):
+        with in_partition(i % 2):
+            proxy[b"M%d" % i] = b"v"
+    taken = staged.take()
+
+    async def commit_while_partition_1_is_revoked() -> int:
+        committing = asyncio.create_task(staged.commit(taken, yield_every=2))
+        await asyncio.sleep(0)  # the commit wrote M0 and is at its first yield
+        staged.forget({1})
+        return await committing
+
+    assert asyncio.run(commit_while_partition_1_is_revoked()) == 3
+    assert sorted(table) == [b"M0", b"M2", b"M4"], "only partition 0, and M1 was never written"
 
 
 def test_write_outside_an_event_context_is_refused() -> None:
