@@ -234,60 +234,165 @@ def alert_starts(
     return out
 
 
+#: Task types (``schemas.outputs.TaskType`` values) by what they answer.
+CHURN_TASKS = frozenset({"reactivation_call", "retention_visit", "win_back"})
+CREDIT_TASKS = frozenset({"credit_review"})
+OFFER_TASKS = frozenset({"limit_increase_offer", "pos_loan_preapproval", "refinance_offer"})
+#: Merchants leaving or gone: a churn-type task on them is right from their onset on.
+LEAVING = POSITIVES["dormancy"] | POSITIVES["churn"]
+#: Merchants an offer should not go to from their onset on (leaving, defaulting, or inflating
+#: their turnover before a loan application).
+TROUBLED = LEAVING | POSITIVES["credit"] | IGNORED["credit"]
+
+
 @dataclass(frozen=True, slots=True)
-class OutreachItem:
-    """One task proposed to a manager in a week, with its priority (higher is worked first)."""
+class WorkedTask:
+    """A task a manager's queue opened (so within the manager's daily capacity)."""
 
     merchant_id: str
     manager_id: str
-    week: date
-    priority: float
+    task_type: str
+    proposed: date
+    opened: date
 
 
-def precision_at_capacity(
-    items: Sequence[OutreachItem], correct: set[str] | frozenset[str], capacity_per_week: int
-) -> float | None:
-    """Of the tasks each manager can work in a week (the top ``capacity_per_week`` by priority),
-    the share that were right; None when no task was proposed.
+def _after_onset(task: WorkedTask, label: Label) -> bool:
+    return label.onset_date is not None and task.proposed >= label.onset_date
 
-    >>> items = [OutreachItem("M1", "A", date(2026, 1, 5), 0.9),
-    ...          OutreachItem("M2", "A", date(2026, 1, 5), 0.8),
-    ...          OutreachItem("M3", "A", date(2026, 1, 5), 0.1)]
-    >>> precision_at_capacity(items, {"M1", "M3"}, capacity_per_week=2)
-    0.5
+
+def task_verdict(task: WorkedTask, label: Label | None) -> bool | None:
+    """Was a worked task right? None when the labels cannot say (offers; a credit review of a
+    merchant inflating its turnover, which the credit task ignores too).
+
+    A churn-type task (reactivation, retention, win-back) is right on a merchant leaving or
+    gone (the dormancy and churn positives) proposed on or after its onset; a credit review on
+    a defaulter proposed on or after the start of its squeeze. Anything else is wrong: a
+    seasonal closure called as a departure, a review of a healthy borrower.
+
+    >>> task = WorkedTask("M1", "AM1", "reactivation_call", date(2026, 3, 2), date(2026, 3, 2))
+    >>> task_verdict(task, Label("M1", "dormant", date(2026, 2, 1)))
+    True
+    >>> task_verdict(task, Label("M1", "seasonal", date(2026, 2, 1)))
+    False
     """
-    if capacity_per_week < 1:
-        raise ValueError("capacity_per_week must be >= 1")
-    queues: dict[tuple[str, date], list[OutreachItem]] = {}
-    for item in items:
-        queues.setdefault((item.manager_id, item.week), []).append(item)
-    worked = right = 0
-    for queue in queues.values():
-        top = sorted(queue, key=lambda i: (-i.priority, i.merchant_id))[:capacity_per_week]
-        worked += len(top)
-        right += sum(1 for i in top if i.merchant_id in correct)
-    return right / worked if worked else None
+    if task.task_type in OFFER_TASKS:
+        return None
+    if label is None:
+        return False
+    if task.task_type in CHURN_TASKS:
+        return label.trajectory in LEAVING and _after_onset(task, label)
+    if label.trajectory in IGNORED["credit"]:
+        return None
+    return label.trajectory in POSITIVES["credit"] and _after_onset(task, label)
 
 
-def share_daily_changes_over(
+def outreach_scores(
+    tasks: Sequence[WorkedTask],
+    labels: Sequence[Label],
+    window: tuple[date, date],
+    managers: int,
+) -> dict[str, object]:
+    """How the tasks the managers could work did (report key ``outreach``).
+
+    ``precision_at_capacity``: of the judged tasks the queues opened, the share that were
+    right. ``tasks_per_manager_week``: tasks opened per manager and 7 days of the window (alert
+    fatigue). ``leaving_reached``: merchants leaving or gone with an onset in the window that got
+    a right churn-type task; ``defaulters_reviewed_before_default``: defaulters with a right
+    credit review opened on or before their first missed repayment. ``offers_to_troubled``:
+    offers proposed on or after the onset of a troubled merchant (a leaver, a defaulter, an
+    inflated turnover).
+
+    >>> labels = [Label("M1", "dormant", date(2026, 2, 1)), Label("M2", "seasonal")]
+    >>> tasks = [WorkedTask("M1", "AM1", "reactivation_call", date(2026, 3, 2), date(2026, 3, 2)),
+    ...          WorkedTask("M2", "AM1", "win_back", date(2026, 3, 2), date(2026, 3, 3))]
+    >>> scores = outreach_scores(tasks, labels, (date(2026, 1, 1), date(2026, 3, 31)), 1)
+    >>> scores["precision_at_capacity"], scores["leaving_reached"]
+    (0.5, 1.0)
+    """
+    by_id = {lab.merchant_id: lab for lab in labels}
+    first, last = window
+    weeks = ((last - first).days + 1) / 7.0
+    kinds: dict[str, dict[str, int]] = {}
+    right_churn: set[str] = set()
+    reviewed: set[str] = set()
+    offers_to_troubled = 0
+    for task in tasks:
+        label = by_id.get(task.merchant_id)
+        verdict = task_verdict(task, label)
+        kind = kinds.setdefault(task.task_type, {"opened": 0, "judged": 0, "right": 0})
+        kind["opened"] += 1
+        if verdict is not None:
+            kind["judged"] += 1
+            kind["right"] += verdict
+        if verdict and task.task_type in CHURN_TASKS:
+            right_churn.add(task.merchant_id)
+        if verdict and task.task_type in CREDIT_TASKS:
+            assert label is not None
+            if label.event_date is None or task.opened <= label.event_date:
+                reviewed.add(task.merchant_id)
+        if task.task_type in OFFER_TASKS and label is not None:
+            offers_to_troubled += label.trajectory in TROUBLED and _after_onset(task, label)
+    judged = sum(k["judged"] for k in kinds.values())
+    right = sum(k["right"] for k in kinds.values())
+    leaving = [
+        lab.merchant_id
+        for lab in labels
+        if lab.trajectory in LEAVING and lab.onset_date and first <= lab.onset_date <= last
+    ]
+    defaulters = [
+        lab.merchant_id
+        for lab in labels
+        if lab.trajectory in POSITIVES["credit"] and lab.event_date and lab.event_date <= last
+    ]
+    return {
+        "precision_at_capacity": right / judged if judged else None,
+        "tasks_opened": len(tasks),
+        "tasks_judged": judged,
+        "tasks_right": right,
+        "tasks_per_manager_week": len(tasks) / managers / weeks if managers else None,
+        "by_type": {
+            t: {**k, "precision": k["right"] / k["judged"] if k["judged"] else None}
+            for t, k in sorted(kinds.items())
+        },
+        "leaving_reached": sum(m in right_churn for m in leaving) / len(leaving)
+        if leaving
+        else None,
+        "defaulters_reviewed_before_default": sum(m in reviewed for m in defaulters)
+        / len(defaulters)
+        if defaulters
+        else None,
+        "offers_opened": sum(kinds.get(t, {}).get("opened", 0) for t in OFFER_TASKS),
+        "offers_to_troubled": offers_to_troubled,
+    }
+
+
+def limit_changes(
     limits: Mapping[str, Sequence[int]], threshold: float = 0.10
-) -> float | None:
-    """Share of day-to-day limit changes larger than ``threshold`` (relative to the day before).
+) -> dict[str, object]:
+    """Day-to-day changes of each merchant's limit larger than ``threshold`` (relative to the day
+    before): their share of the day pairs, and how many were rises and cuts.
 
-    A change from zero to a positive limit counts as large. None when there are no day pairs.
+    A pair of days without a limit on either day is not counted (a merchant never eligible
+    has no limit to hold steady); a change from zero to a positive limit counts as large.
 
-    >>> share_daily_changes_over({"M1": [1000, 1050, 1300, 1300], "M2": [0, 500]})
-    0.5
+    >>> limit_changes({"M1": [1000, 1050, 1300, 1300], "M2": [0, 0, 500]})
+    {'share_over': 0.5, 'day_pairs': 4, 'rises_over': 2, 'cuts_over': 0}
     """
-    pairs = large = 0
+    pairs = rises = cuts = 0
     for series in limits.values():
         for before, after in pairwise(series):
+            if before == 0 and after == 0:
+                continue
             pairs += 1
-            if before == 0:
-                large += after != 0
-            elif abs(after - before) / abs(before) > threshold:
-                large += 1
-    return large / pairs if pairs else None
+            if before == 0 or abs(after - before) / abs(before) > threshold:
+                rises += after > before
+                cuts += after < before
+    return {
+        "share_over": (rises + cuts) / pairs if pairs else None,
+        "day_pairs": pairs,
+        "rises_over": rises,
+        "cuts_over": cuts,
+    }
 
 
 @dataclass(frozen=True, slots=True)

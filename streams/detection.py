@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 
-from detectors.evaluation import DailySeries, DetectorRun, FlagMatrix, Label, default_detectors
-from detectors.features import BusinessCalendar, FeatureParams
-from detectors.pipeline import MonitorModels, MonitorParams
-from schemas.outputs import AlertStatus
-from streams.history import RunResult, from_simulation, run
+from detectors.actions import ActionParams, ActionState, on_day_closed, on_profile
+from detectors.evaluation import (
+    DailySeries,
+    DetectorRun,
+    FlagMatrix,
+    Label,
+    WorkedTask,
+    default_detectors,
+)
+from detectors.features import BusinessCalendar, DaySnapshot, FeatureParams
+from detectors.manager_queue import ManagerQueue, admit, roll_day
+from detectors.outreach import SuccessModel, TaskProposal, TaskUpdate
+from detectors.pipeline import DayScores, MonitorModels, MonitorParams
+from detectors.state import DetectorState
+from schemas import topics
+from schemas.outputs import Alert, AlertStatus, TaskStatus
+from streams.history import RunResult, days_of_millis, from_simulation, millis_of, run
 from streams.sim.simulation import Simulation
 
 log = logging.getLogger(__name__)
@@ -24,25 +37,121 @@ _SOURCES = {
 }
 
 
+@dataclass(slots=True)
+class ActionReplay:
+    """The worker's action stage over a run (``run(on_day=...)``): each merchant's limit after
+    every closed day, and the tasks each manager's queue opens within its daily capacity.
+
+    Profiles apply from their business day on, as the worker reads them. No outcomes come back
+    (the simulation has no managers), so tasks end expired and the success model keeps its
+    prior: priorities are those of a new deployment.
+    """
+
+    params: ActionParams
+    #: Account managers named in the profiles.
+    managers: int
+    #: merchant -> its profile rows (business day, row), oldest first; consumed as days pass.
+    profiles: dict[str, list[tuple[int, dict[str, Any]]]]
+    success: SuccessModel
+    states: dict[str, ActionState] = field(default_factory=dict)
+    queues: dict[str, ManagerQueue] = field(default_factory=dict)
+    #: merchant -> its limit (fen) at the end of each closed day with scores.
+    limits: dict[str, list[int]] = field(default_factory=dict)
+    proposals: list[TaskProposal] = field(default_factory=list)
+    worked: list[WorkedTask] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, simulation: Simulation, fp: FeatureParams, params: ActionParams) -> ActionReplay:
+        table = simulation.table(topics.MERCHANT_PROFILES)
+        days = days_of_millis(millis_of(table.column("updated_at")), fp).tolist()
+        profiles: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for day, row in sorted(zip(days, table.to_pylist(), strict=True), key=lambda r: r[0]):
+            profiles.setdefault(row["merchant_id"], []).append((day, row))
+        managers = len(set(table.column("account_manager_id").to_pylist()))
+        return cls(params, managers, profiles, SuccessModel.from_params(params.outreach))
+
+    def on_day(
+        self,
+        snapshot: DaySnapshot,
+        detector: DetectorState,
+        alerts: list[Alert],
+        scores: DayScores | None,
+    ) -> None:
+        merchant = snapshot.merchant_id
+        state = self.states.get(merchant)
+        pending = self.profiles.get(merchant, [])
+        while pending and pending[0][0] <= snapshot.day:
+            _, row = pending.pop(0)
+            state = on_profile(
+                state,
+                manager_id=row["account_manager_id"],
+                flags=row["flags"],
+                facility_fen=row["pos_loan_facility_fen"],
+                outstanding_fen=row["pos_loan_outstanding_fen"],
+                onboarding_date=row["onboarding_date"],
+            )
+        state, actions = on_day_closed(
+            state, snapshot, scores, alerts, detector, self.success, self.params
+        )
+        self.states[merchant] = state
+        if actions.limit is not None:
+            state.limit.version += 1  # a new version, published by the worker
+        if scores is not None:
+            self.limits.setdefault(merchant, []).append(state.limit.limit_fen)
+        self.proposals += actions.proposals
+        for proposal in actions.proposals:
+            queue = self.queues.setdefault(proposal.manager_id, ManagerQueue(proposal.manager_id))
+            self._record(admit(queue, proposal, self.params.outreach))
+
+    def finish(self, last_day: int) -> None:
+        """Roll every queue to the last day: queued work opens as capacity allows."""
+        for queue in self.queues.values():
+            self._record(roll_day(queue, last_day, self.params.outreach))
+
+    def _record(self, updates: list[TaskUpdate]) -> None:
+        for update in updates:
+            if update.status is TaskStatus.OPEN and update.opened_day is not None:
+                p = update.proposal
+                self.worked.append(
+                    WorkedTask(
+                        p.merchant_id,
+                        p.manager_id,
+                        p.task_type.value,
+                        BusinessCalendar.date_of_day(p.day),
+                        BusinessCalendar.date_of_day(update.opened_day),
+                    )
+                )
+
+
 @dataclass(frozen=True, slots=True)
 class DetectionRun:
-    """Alert opening dates per task and merchant, and the runner's result."""
+    """Alert opening dates per task and merchant, the runner's result and the action stage."""
 
     openings: Mapping[str, Mapping[str, list[date]]]
     result: RunResult
+    actions: ActionReplay
 
 
-def detect(simulation: Simulation, params: MonitorParams | None = None) -> DetectionRun:
-    """Features and detectors over the whole simulation, day-major, features every day."""
+def detect(
+    simulation: Simulation,
+    params: MonitorParams | None = None,
+    action_params: ActionParams | None = None,
+) -> DetectionRun:
+    """Features, detectors and actions over the whole simulation, day-major, features every
+    day."""
     fp = FeatureParams(auto_close_features=False)
     history = from_simulation(simulation, fp)
-    result = run(history, fp, params or MonitorParams(), MonitorModels())
+    actions = ActionReplay.of(simulation, fp, action_params or ActionParams())
+    result = run(history, fp, params or MonitorParams(), MonitorModels(), on_day=actions.on_day)
+    pop = simulation.scenario.population
+    actions.finish(BusinessCalendar.day_of_date(pop.start + timedelta(days=pop.days - 1)))
     log.info(
-        "detection: %d merchant-days in %.1f s (%.0f/s), %d alert versions",
+        "detection: %d merchant-days in %.1f s (%.0f/s), %d alert versions, %d tasks opened",
         result.merchant_days,
         result.seconds,
         result.merchant_days / max(result.seconds, 1e-9),
         len(result.alerts),
+        len(actions.worked),
     )
     openings: dict[str, dict[str, list[date]]] = {task: {} for task in _SOURCES}
     for alert in result.alerts:
@@ -50,7 +159,7 @@ def detect(simulation: Simulation, params: MonitorParams | None = None) -> Detec
             openings[alert.alert_type.value].setdefault(alert.merchant_id, []).append(
                 alert.as_of_date
             )
-    return DetectionRun(openings, result)
+    return DetectionRun(openings, result, actions)
 
 
 def _flags(openings: Mapping[str, list[date]]) -> object:

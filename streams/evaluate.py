@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from detectors.evaluation import (
     DetectorRun,
     EvaluationParams,
     evaluate,
+    limit_changes,
+    outreach_scores,
 )
 from schemas import topics
 from streams.detection import (
@@ -32,9 +35,9 @@ from streams.sim.calendar import day_starts_utc
 from streams.sim.payloads import event_millis
 from streams.sim.simulation import Simulation
 
-_NOT_MEASURED = (
-    "not measured: the {} exists ({}) but this harness does not run it yet; this stays null "
-    "rather than a made-up number"
+_NOT_RUN = (
+    "not measured: the report was given its own detectors, so the detectors' alerts and scores "
+    "that the {} acts on were not computed"
 )
 
 #: (column, topic, filter column, filter value, summed column or None for a count)
@@ -131,6 +134,14 @@ def evaluation_report(
     series = daily_series(simulation)
     pop = simulation.scenario.population
     extras: dict[str, Any] = {}
+    outreach: dict[str, Any] = {
+        "precision_at_capacity": None,
+        "note": _NOT_RUN.format("outreach policy"),
+    }
+    limits: dict[str, Any] = {
+        "share_daily_changes_over_10pct": None,
+        "note": _NOT_RUN.format("limit policy"),
+    }
     if detectors is None:
         detection = detect(simulation)
         detectors = detector_runs(detection)
@@ -151,6 +162,20 @@ def evaluation_report(
                 "seconds": round(detection.result.seconds, 1),
             },
         }
+        actions = detection.actions
+        end = simulation.start + timedelta(days=pop.days - 1)
+        outreach = outreach_scores(
+            actions.worked, labels, (simulation.start, end), actions.managers
+        )
+        outreach["capacity_per_manager_day"] = actions.params.outreach.manager_capacity_per_day
+        changes = limit_changes(actions.limits, 0.10)
+        limits = {
+            "share_daily_changes_over_10pct": changes["share_over"],
+            "day_pairs": changes["day_pairs"],
+            "rises_over_10pct": changes["rises_over"],
+            "cuts_over_10pct": changes["cuts_over"],
+            "merchants_with_a_limit": sum(1 for v in actions.limits.values() if any(v)),
+        }
     scored = evaluate(series, simulation.labels, detectors, params)
     for task, extra in extras.items():
         if task in scored:
@@ -158,14 +183,8 @@ def evaluation_report(
     return {
         "detectors": scored,
         "runner": extras.get("runner"),
-        "outreach": {
-            "precision_at_capacity": None,
-            "note": _NOT_MEASURED.format("outreach policy", "detectors/outreach.py"),
-        },
-        "limits": {
-            "share_daily_changes_over_10pct": None,
-            "note": _NOT_MEASURED.format("POS-loan limit policy", "detectors/limits.py"),
-        },
+        "outreach": outreach,
+        "limits": limits,
         "simulation": {
             "scenario": simulation.scenario.name,
             "seed": simulation.seed,
@@ -206,14 +225,31 @@ def render_table(report: Mapping[str, Any]) -> str:
             f"{_fmt(entry['false_alerts_per_1000_merchant_months'], '.1f'):>10}  {entry['source']}"
         )
     lines.append("")
-    outreach = report["outreach"]
-    lines.append(
-        f"outreach precision at capacity: {_fmt(outreach['precision_at_capacity'], '.2f')}"
-        f"  ({outreach.get('note', '')})"
-    )
-    lines.append(
-        f"limits, share of daily changes > 10%: "
-        f"{_fmt(report['limits']['share_daily_changes_over_10pct'], '.3f')}"
-        f"  ({report['limits'].get('note', '')})"
-    )
+    outreach, limits = report["outreach"], report["limits"]
+    if outreach["precision_at_capacity"] is None:
+        lines.append(f"outreach precision at capacity: -  ({outreach.get('note', '')})")
+    else:
+        lines.append(
+            f"outreach precision at capacity: {outreach['precision_at_capacity']:.2f} "
+            f"({outreach['tasks_right']} right of {outreach['tasks_judged']} judged; "
+            f"{outreach['tasks_opened']} tasks opened, "
+            f"{_fmt(outreach['tasks_per_manager_week'], '.1f')} per manager-week)"
+        )
+        lines.append(
+            f"  leaving merchants reached: {_fmt(outreach['leaving_reached'], '.2f')}; "
+            f"defaulters reviewed before default: "
+            f"{_fmt(outreach['defaulters_reviewed_before_default'], '.2f')}; "
+            f"offers to troubled merchants: {outreach['offers_to_troubled']} of "
+            f"{outreach['offers_opened']}"
+        )
+    if limits["share_daily_changes_over_10pct"] is None and "note" in limits:
+        lines.append(f"limits, share of daily changes > 10%: -  ({limits['note']})")
+    else:
+        lines.append(
+            f"limits, share of daily changes > 10%: "
+            f"{_fmt(limits['share_daily_changes_over_10pct'], '.3f')} "
+            f"({limits['rises_over_10pct']} rises, {limits['cuts_over_10pct']} cuts in "
+            f"{limits['day_pairs']} day pairs of {limits['merchants_with_a_limit']} merchants "
+            f"with a limit)"
+        )
     return "\n".join(lines)

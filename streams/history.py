@@ -113,7 +113,7 @@ def _index(column: pa.ChunkedArray, ids: list[str]) -> IntArray:
     return np.asarray(found.to_numpy(zero_copy_only=False), np.int64)
 
 
-def _millis(column: pa.ChunkedArray) -> IntArray:
+def millis_of(column: pa.ChunkedArray) -> IntArray:
     return np.asarray(
         pc.cast(column, pa.timestamp("ms", "UTC")).cast(pa.int64()).to_numpy(), np.int64
     )
@@ -125,7 +125,7 @@ def pos_columns(table: pa.Table, ids: list[str], params: FeatureParams) -> PosCo
     tokens = table.column("card_token").to_pylist()
     return PosColumns(
         merchant=_index(table.column("merchant_id"), ids),
-        day=days_of_millis(_millis(table.column("event_time")), params),
+        day=days_of_millis(millis_of(table.column("event_time")), params),
         kind=np.array([_KIND_CODE[k] for k in kinds], np.int64),
         amount_fen=np.asarray(table.column("amount_fen").to_numpy(), np.int64),
         card=[card_hash(t) if k == approved else 0 for k, t in zip(kinds, tokens, strict=True)],
@@ -141,7 +141,7 @@ def account_columns(table: pa.Table, ids: list[str], params: FeatureParams) -> A
         account_code(AccountCategory(c), Direction(d), b)
         for c, d, b in zip(cats, dirs, banks, strict=True)
     ]
-    millis = _millis(table.column("event_time"))
+    millis = millis_of(table.column("event_time"))
     lender_code = account_code(AccountCategory.LOAN_REPAYMENT_OTHER, Direction.DEBIT)
     return AccountColumns(
         merchant=_index(table.column("merchant_id"), ids),
@@ -169,7 +169,7 @@ def from_simulation(simulation: object, params: FeatureParams) -> History:
     )
     loans = sim.table(topics.LOAN_EVENTS)  # type: ignore[attr-defined]
     if loans.num_rows:
-        days = days_of_millis(_millis(loans.column("event_time")), params)
+        days = days_of_millis(millis_of(loans.column("event_time")), params)
         who = _index(loans.column("merchant_id"), ids)
         for m, d, k, dpd, amt in zip(
             who.tolist(),
@@ -181,7 +181,7 @@ def from_simulation(simulation: object, params: FeatureParams) -> History:
         ):
             history.loans.append((m, d, k, dpd, amt))
     profiles = sim.table(topics.MERCHANT_PROFILES)  # type: ignore[attr-defined]
-    days = days_of_millis(_millis(profiles.column("updated_at")), params)
+    days = days_of_millis(millis_of(profiles.column("updated_at")), params)
     who = _index(profiles.column("merchant_id"), ids)
     for m, d, ind, out in zip(
         who.tolist(),

@@ -56,11 +56,13 @@ def command(
     churn_grace_days: int,
     credit_grace_days: int,
 ) -> None:
-    """Score every detector (for now: the baselines) on simulated merchants with known truth.
+    """Score the detectors, and the baselines they must beat, on simulated merchants with known
+    truth; then the outreach tasks and POS-loan limits the worker's action stage makes of them.
 
     Writes report.json (precision, recall, median lead days and false alerts per 1000
-    merchant-months per detector; outreach and limit metrics) and prints a table.
-    docs/simulator.md defines positives, windows and lead times.
+    merchant-months per detector; outreach precision at the managers' capacity; the share of
+    daily limit changes over 10 %) and prints a table. docs/simulator.md defines positives,
+    windows, lead times and which tasks are right.
 
     \b
     Example:

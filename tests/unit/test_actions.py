@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import pytest
 
@@ -11,22 +12,17 @@ from detectors.actions import (
     ActionParams,
     ActionState,
     MerchantFacts,
-    on_day_closed,
     on_outcome,
-    on_profile,
 )
 from detectors.base import DetectorParamsError, StateDecodeError
-from detectors.features import DaySnapshot, FeatureParams
 from detectors.limits import LimitParams
 from detectors.manager_queue import ManagerQueue, admit, roll_day
-from detectors.outreach import SuccessModel, TaskProposal
-from detectors.pipeline import DayScores, MonitorModels, MonitorParams
-from detectors.state import DetectorState
+from detectors.outreach import SuccessModel
 from schemas.inputs import OutcomeKind
-from schemas.outputs import Alert, TaskStatus, TaskType
+from schemas.outputs import TaskStatus, TaskType
 from schemas.settings import Settings
-from streams.history import from_simulation, run
-from streams.sim import Scenario, simulate
+from streams.detection import ActionReplay, detect
+from streams.sim import Scenario, Simulation, simulate
 
 
 def test_state_round_trip_and_size() -> None:
@@ -60,81 +56,39 @@ def test_an_outcome_frees_the_slot_of_its_type() -> None:
     on_outcome(state, "not-one-of-ours")  # frees nothing, raises nothing
 
 
-class _Run:
-    """Features, detectors and actions over one simulation, as the worker chains them."""
-
-    def __init__(self, merchants: int = 150, days: int = 200, seed: int = 11) -> None:
-        self.sim = simulate(Scenario.default().resized(merchants=merchants, days=days), seed)
-        self.params = ActionParams()
-        self.success = SuccessModel.from_params(self.params.outreach)
-        self.states: dict[str, ActionState] = {}
-        for profile in self.sim.profiles:
-            self.states[profile.merchant_id] = on_profile(
-                None,
-                manager_id=profile.account_manager_id,
-                flags=[f.value for f in profile.flags],
-                facility_fen=profile.pos_loan_facility_fen,
-                outstanding_fen=profile.pos_loan_outstanding_fen,
-                onboarding_date=profile.onboarding_date,
-            )
-        self.limits: dict[str, list[int]] = defaultdict(list)
-        self.proposals: list[TaskProposal] = []
-        fp = FeatureParams(auto_close_features=False)
-        run(
-            from_simulation(self.sim, fp),
-            fp,
-            MonitorParams(),
-            MonitorModels(),
-            on_day=self._on_day,
-        )
-
-    def _on_day(
-        self,
-        snapshot: DaySnapshot,
-        detector: DetectorState,
-        alerts: list[Alert],
-        scores: DayScores | None,
-    ) -> None:
-        state, actions = on_day_closed(
-            self.states.get(snapshot.merchant_id),
-            snapshot,
-            scores,
-            alerts,
-            detector,
-            self.success,
-            self.params,
-        )
-        self.states[snapshot.merchant_id] = state
-        if actions.limit is not None:
-            state.limit.version += 1
-            self.limits[snapshot.merchant_id].append(actions.limit.limit_fen)
-        self.proposals += actions.proposals
-
-
 @pytest.fixture(scope="module")
 def chained() -> _Run:
-    return _Run()
+    """Features, detectors and actions over one simulation, as the worker chains them."""
+    sim = simulate(Scenario.default().resized(merchants=150, days=200), 11)
+    return _Run(sim, detect(sim).actions)
+
+
+@dataclass(frozen=True)
+class _Run:
+    sim: Simulation
+    replay: ActionReplay
 
 
 def test_limits_are_bounded_rounded_and_published_only_on_change(chained: _Run) -> None:
     cap = LimitParams().product_cap_fen
     rounding = LimitParams().rounding_fen
-    eligible = [m for m, s in chained.states.items() if s.limit.eligible]
-    assert len(eligible) >= len(chained.states) // 4, "most stable merchants become eligible"
-    for merchant, versions in chained.limits.items():
-        assert all(0 <= v <= cap and v % rounding == 0 for v in versions)
-        # published only on change: consecutive versions differ, or eligibility flipped at 0
-        state = chained.states[merchant]
-        assert state.limit.version == len(versions)
-    changes = sum(len(v) for v in chained.limits.values())
-    closed_days = len(chained.states) * chained.sim.days
-    assert changes < closed_days / 5, "a limit is not republished every day"
+    states = chained.replay.states
+    eligible = [m for m, s in states.items() if s.limit.eligible]
+    assert len(eligible) >= len(states) // 4, "most stable merchants become eligible"
+    for merchant, daily in chained.replay.limits.items():
+        assert all(0 <= v <= cap and v % rounding == 0 for v in daily)
+        # a version on every change (and on eligibility flips at 0), none on days without one
+        changes = sum(1 for a, b in pairwise(daily) if a != b) + (daily[0] != 0)
+        assert states[merchant].limit.version >= changes
+    published = sum(s.limit.version for s in states.values())
+    closed_days = len(states) * chained.sim.days
+    assert published < closed_days / 5, "a limit is not republished every day"
 
 
 def test_self_swiped_turnover_does_not_buy_a_larger_limit(chained: _Run) -> None:
     by_trajectory: dict[str, list[int]] = defaultdict(list)
     for label in chained.sim.labels:
-        state = chained.states[label.merchant_id]
+        state = chained.replay.states[label.merchant_id]
         if state.limit.eligible:
             by_trajectory[label.trajectory].append(state.limit.limit_fen)
     inflated = by_trajectory.get("inflated_turnover", [])
@@ -147,7 +101,7 @@ def test_self_swiped_turnover_does_not_buy_a_larger_limit(chained: _Run) -> None
 def test_tasks_follow_the_merchants_trouble(chained: _Run) -> None:
     trajectory = {label.merchant_id: label.trajectory for label in chained.sim.labels}
     kinds: dict[str, Counter[TaskType]] = defaultdict(Counter)
-    for p in chained.proposals:
+    for p in chained.replay.proposals:
         kinds[trajectory[p.merchant_id]][p.task_type] += 1
     churn_types = {TaskType.REACTIVATION_CALL, TaskType.WIN_BACK, TaskType.RETENTION_VISIT}
 
@@ -161,23 +115,23 @@ def test_tasks_follow_the_merchants_trouble(chained: _Run) -> None:
         + kinds["stable"][TaskType.LIMIT_INCREASE_OFFER]
         > 0
     ), "eligible stable merchants get offers"
-    ids = [p.task_id for p in chained.proposals]
+    ids = [p.task_id for p in chained.replay.proposals]
     assert len(ids) == len(set(ids))
 
 
 def test_manager_queues_respect_capacity_and_drop_nothing(chained: _Run) -> None:
-    params = replace(chained.params.outreach, manager_capacity_per_day=2)
+    params = replace(chained.replay.params.outreach, manager_capacity_per_day=2)
     queues: dict[str, ManagerQueue] = {}
     opened_per_day: Counter[tuple[str, int]] = Counter()
     status: dict[str, TaskStatus] = {}
-    for proposal in sorted(chained.proposals, key=lambda p: p.day):
+    for proposal in sorted(chained.replay.proposals, key=lambda p: p.day):
         queue = queues.setdefault(proposal.manager_id, ManagerQueue(proposal.manager_id))
         for update in admit(queue, proposal, params):
             status[update.task_id] = update.status
             if update.status is TaskStatus.OPEN:
                 assert update.opened_day is not None
                 opened_per_day[(proposal.manager_id, update.opened_day)] += 1
-    last = max(p.day for p in chained.proposals)
+    last = max(p.day for p in chained.replay.proposals)
     for manager, queue in queues.items():
         for update in roll_day(queue, last + 60, params):
             status[update.task_id] = update.status
@@ -185,15 +139,15 @@ def test_manager_queues_respect_capacity_and_drop_nothing(chained: _Run) -> None
             if update.status is TaskStatus.OPEN:
                 opened_per_day[(manager, update.opened_day)] += 1
     assert max(opened_per_day.values()) <= 2
-    assert set(status) == {p.task_id for p in chained.proposals}, "every proposal is tracked"
+    assert set(status) == {p.task_id for p in chained.replay.proposals}, "every proposal is tracked"
     # nothing dropped: open, still queued, or cancelled (expired unanswered / superseded)
     assert set(status.values()) <= {TaskStatus.OPEN, TaskStatus.QUEUED, TaskStatus.CANCELLED}
     assert not any(queue.queued for queue in queues.values()), "60 days later all have opened"
 
 
 def test_an_outcome_moves_the_success_model(chained: _Run) -> None:
-    model = SuccessModel.from_params(chained.params.outreach)
-    proposal = next(p for p in chained.proposals if p.task_type is TaskType.WIN_BACK)
+    model = SuccessModel.from_params(chained.replay.params.outreach)
+    proposal = next(p for p in chained.replay.proposals if p.task_type is TaskType.WIN_BACK)
     before = model.likelihood(proposal.task_type, proposal.features)
     for _ in range(5):
         model.learn_one(proposal.task_type, proposal.features, OutcomeKind.WON_BACK)

@@ -68,9 +68,9 @@ def p_inactive_aucs(sim_dir: Path, as_of: date, horizon_days: int = 30) -> tuple
     table = table.filter(pc.equal(table.column("kind"), "approved"))
     start = BusinessCalendar.day_of_date(as_of)
     from detectors.features import FeatureParams
-    from streams.history import _millis, days_of_millis
+    from streams.history import days_of_millis, millis_of
 
-    days = days_of_millis(_millis(table.column("event_time")), FeatureParams())
+    days = days_of_millis(millis_of(table.column("event_time")), FeatureParams())
     window = (days > start) & (days <= start + horizon_days)
     active_after = set(np.asarray(table.column("merchant_id"))[window].tolist())
     ids = sorted(scores)

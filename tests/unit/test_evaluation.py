@@ -17,14 +17,16 @@ from detectors.evaluation import (
     DetectorRun,
     EvaluationParams,
     Label,
-    OutreachItem,
+    WorkedTask,
     alert_starts,
     evaluate,
-    precision_at_capacity,
+    limit_changes,
+    outreach_scores,
     score_alerts,
-    share_daily_changes_over,
     targets,
+    task_verdict,
 )
+from schemas.outputs import TaskType
 from schemas.settings import Settings
 from streams.commands.evaluate import command
 from streams.evaluate import daily_series, evaluation_report, render_table
@@ -112,21 +114,69 @@ def test_alert_starts_are_runs_of_flags() -> None:
         alert_starts(flags, ["A"], START)
 
 
-def test_precision_at_capacity_works_the_top_of_each_queue() -> None:
-    week = date(2026, 1, 5)
-    items = [OutreachItem(f"M{i}", "AM1", week, priority=i) for i in range(10)] + [
-        OutreachItem("M99", "AM2", week, priority=0.5)
+def _task(merchant: str, kind: str, proposed: int, opened: int | None = None) -> WorkedTask:
+    return WorkedTask(merchant, "AM1", kind, d(proposed), d(proposed if opened is None else opened))
+
+
+def test_a_task_is_right_when_its_merchant_is_in_that_trouble_from_its_onset() -> None:
+    gone = Label("M1", "acquirer_switch", d(20), d(19))
+    assert task_verdict(_task("M1", "win_back", 25), gone) is True
+    assert task_verdict(_task("M1", "retention_visit", 10), gone) is False  # before the onset
+    assert task_verdict(_task("M1", "credit_review", 25), gone) is False
+    defaulter = Label("M2", "credit_default", d(10), d(40))
+    assert task_verdict(_task("M2", "credit_review", 12), defaulter) is True
+    assert task_verdict(_task("M2", "reactivation_call", 12), defaulter) is False
+    closure = Label("M3", "seasonal", d(10), d(30))
+    assert task_verdict(_task("M3", "reactivation_call", 15), closure) is False
+    inflating = Label("M4", "inflated_turnover", d(5))
+    assert task_verdict(_task("M4", "credit_review", 15), inflating) is None
+    assert task_verdict(_task("M4", "pos_loan_preapproval", 15), inflating) is None
+    assert task_verdict(_task("M9", "win_back", 15), None) is False  # no label: not leaving
+
+
+def test_outreach_scores_count_worked_tasks_reach_and_offers_to_troubled_merchants() -> None:
+    labels = [
+        Label("M1", "dormant", d(10)),
+        Label("M2", "credit_default", d(10), d(40)),
+        Label("M3", "seasonal", d(10), d(30)),
+        Label("M4", "decline_churn", d(5), d(30)),  # leaving, never reached
+        Label("M5", "inflated_turnover", d(5)),
+        Label("M6", "stable"),
     ]
-    assert precision_at_capacity(items, {"M9", "M8", "M0"}, capacity_per_week=3) == pytest.approx(
-        0.5
-    )
-    assert precision_at_capacity([], set(), 3) is None
+    tasks = [
+        _task("M1", "reactivation_call", 42),
+        _task("M2", "credit_review", 30, opened=41),  # opened after the default: too late
+        _task("M3", "win_back", 20),
+        _task("M5", "pos_loan_preapproval", 20),
+        _task("M6", "pos_loan_preapproval", 20),
+    ]
+    scores = outreach_scores(tasks, labels, (d(0), d(69)), managers=2)
+    assert scores["precision_at_capacity"] == pytest.approx(2 / 3)
+    assert (scores["tasks_opened"], scores["tasks_judged"], scores["tasks_right"]) == (5, 3, 2)
+    assert scores["tasks_per_manager_week"] == pytest.approx(5 / 2 / 10)
+    assert scores["leaving_reached"] == pytest.approx(1 / 2)  # M1 of M1 and M4
+    assert scores["defaulters_reviewed_before_default"] == 0.0
+    assert (scores["offers_opened"], scores["offers_to_troubled"]) == (2, 1)
+    by_type = scores["by_type"]
+    assert isinstance(by_type, dict)
+    assert by_type["win_back"] == {"opened": 1, "judged": 1, "right": 0, "precision": 0.0}
+    assert by_type["pos_loan_preapproval"]["precision"] is None
+    empty = outreach_scores([], labels, (d(0), d(69)), managers=2)
+    assert empty["precision_at_capacity"] is None
+    assert empty["leaving_reached"] == 0.0
 
 
-def test_share_of_limit_changes() -> None:
-    assert share_daily_changes_over({"A": [100, 105, 120, 120]}) == pytest.approx(1 / 3)
-    assert share_daily_changes_over({"A": [0, 0, 10]}) == pytest.approx(0.5)
-    assert share_daily_changes_over({"A": [5]}) is None
+def test_limit_changes_count_rises_and_cuts_of_merchants_with_a_limit() -> None:
+    assert limit_changes({"A": [100, 105, 120, 120]}) == {
+        "share_over": pytest.approx(1 / 3),
+        "day_pairs": 3,
+        "rises_over": 1,
+        "cuts_over": 0,
+    }
+    changes = limit_changes({"A": [0, 0, 10, 0], "B": [0, 0, 0]})
+    assert (changes["day_pairs"], changes["rises_over"], changes["cuts_over"]) == (2, 1, 1)
+    assert limit_changes({"A": [5]})["share_over"] is None
+    assert limit_changes({"A": [100, 150]}, threshold=0.6)["share_over"] == 0.0
 
 
 def test_detectors_plug_in_by_name() -> None:
@@ -166,10 +216,17 @@ def test_report_from_a_simulation(tmp_path: Path) -> None:
     # The task entries come from the real detectors; the baselines stay for comparison.
     assert report["detectors"]["dormancy"]["source"].startswith("detectors:dormancy")
     assert report["detectors"]["baseline_turnover_drop"]["source"] == "baseline:turnover_drop"
-    assert report["outreach"]["precision_at_capacity"] is None
-    assert report["limits"]["share_daily_changes_over_10pct"] is None
-    assert "not measured" in report["outreach"]["note"]
-    assert "detectors/limits.py" in report["limits"]["note"]
+    # The action stage ran: the managers' queues opened tasks within their daily capacity.
+    outreach = report["outreach"]
+    assert outreach["tasks_opened"] > 0
+    assert 0.0 <= outreach["precision_at_capacity"] <= 1.0
+    per_day = outreach["capacity_per_manager_day"]
+    assert outreach["tasks_per_manager_week"] <= per_day * 7
+    assert set(outreach["by_type"]) <= {t.value for t in TaskType}
+    limits = report["limits"]
+    assert limits["merchants_with_a_limit"] > 0
+    assert 0.0 <= limits["share_daily_changes_over_10pct"] <= 1.0
+    assert limits["rises_over_10pct"] + limits["cuts_over_10pct"] <= limits["day_pairs"]
     # The squeeze shows up as bounced items before the default: the credit baseline warns early.
     assert report["detectors"]["credit"]["recall"] > 0.5
     assert report["detectors"]["credit"]["median_lead_days"] > 0
