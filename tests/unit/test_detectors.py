@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from detectors.alerts import AlertPolicy, AlertSlot, Decision
 from detectors.base import StateDecodeError
-from detectors.churn import ChurnRules
+from detectors.churn import ChurnRules, churn_heads
 from detectors.credit import CreditRules, loan_category
 from detectors.dormancy import DormancyDetector, DormancyMemory, DormancyState
 from detectors.drift import TurnoverDrift
@@ -383,3 +383,26 @@ def test_dormancy_a_silence_resuming_after_a_stray_sale_in_a_shutdown_is_seasona
     assert det.assess(_x(32), start + 31, shut).threshold_days == 32.0
     last_year = DormancyMemory(closures=[(start - 365, 40)])
     assert det.assess(_x(32), start + 31, last_year).threshold_days == 47.0
+
+
+def test_the_churn_heads_score_alone_does_not_make_a_churn_stage() -> None:
+    """A warm churn head scoring a merchant high (the rules silent) is reported, but neither
+    opens an alert nor puts the merchant in the churn stage, unless ``churn_model_opens``."""
+    feats = _x(0) | {"amount_sum_7d_fen": 70_000.0, "days_since_last_acct_txn": 0.0}
+    stages = {}
+    for opens in (False, True):
+        models = MonitorModels()
+        models.churn = churn_heads(min_labels=1, min_positives=1)[0]
+        for _ in range(200):
+            models.churn.learn_one(feats | {"txn_count_30d": 30.0}, True)
+        params = MonitorParams(churn_model_opens=opens)
+        _, alerts, scores = on_day_closed(
+            None, _snap(DAY, 10_000, 10_000, **feats), "catering", models, params
+        )
+        assert scores is not None
+        assert scores.churn_decided_by.startswith("model:")
+        assert scores.churn_score >= LifecycleRules().churn_score
+        assert any(a.alert_type is AlertType.CHURN for a in alerts) is opens
+        stages[opens] = scores.lifecycle_stage
+    assert stages[False] is not LifecycleStage.CHURN
+    assert stages[True] is LifecycleStage.CHURN
