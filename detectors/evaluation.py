@@ -260,6 +260,15 @@ def _after_onset(task: WorkedTask, label: Label) -> bool:
     return label.onset_date is not None and task.proposed >= label.onset_date
 
 
+def _troubled(task: WorkedTask, label: Label) -> bool:
+    """In trouble when the task was proposed: from the onset on (a reactivation ends it)."""
+    if label.trajectory not in TROUBLED or not _after_onset(task, label):
+        return False
+    if label.trajectory == "dormant_reactivated" and label.event_date is not None:
+        return task.proposed <= label.event_date
+    return True
+
+
 def task_verdict(task: WorkedTask, label: Label | None) -> bool | None:
     """Was a worked task right? None when the labels cannot say (offers; a credit review of a
     merchant inflating its turnover, which the credit task ignores too).
@@ -300,7 +309,7 @@ def outreach_scores(
     a right churn-type task; ``defaulters_reviewed_before_default``: defaulters with a right
     credit review opened on or before their first missed repayment. ``offers_to_troubled``:
     offers proposed on or after the onset of a troubled merchant (a leaver, a defaulter, an
-    inflated turnover).
+    inflated turnover), and for a dormancy that ended in a reactivation, not after it.
 
     >>> labels = [Label("M1", "dormant", date(2026, 2, 1)), Label("M2", "seasonal")]
     >>> tasks = [WorkedTask("M1", "AM1", "reactivation_call", date(2026, 3, 2), date(2026, 3, 2)),
@@ -331,7 +340,7 @@ def outreach_scores(
             if label.event_date is None or task.opened <= label.event_date:
                 reviewed.add(task.merchant_id)
         if task.task_type in OFFER_TASKS and label is not None:
-            offers_to_troubled += label.trajectory in TROUBLED and _after_onset(task, label)
+            offers_to_troubled += _troubled(task, label)
     judged = sum(k["judged"] for k in kinds.values())
     right = sum(k["right"] for k in kinds.values())
     leaving = [

@@ -142,6 +142,7 @@ def test_outreach_scores_count_worked_tasks_reach_and_offers_to_troubled_merchan
         Label("M4", "decline_churn", d(5), d(30)),  # leaving, never reached
         Label("M5", "inflated_turnover", d(5)),
         Label("M6", "stable"),
+        Label("M7", "dormant_reactivated", d(5), d(40)),
     ]
     tasks = [
         _task("M1", "reactivation_call", 42),
@@ -149,14 +150,16 @@ def test_outreach_scores_count_worked_tasks_reach_and_offers_to_troubled_merchan
         _task("M3", "win_back", 20),
         _task("M5", "pos_loan_preapproval", 20),
         _task("M6", "pos_loan_preapproval", 20),
+        _task("M7", "refinance_offer", 30),  # while dormant: to a troubled merchant
+        _task("M7", "pos_loan_preapproval", 45),  # after the reactivation: no longer
     ]
     scores = outreach_scores(tasks, labels, (d(0), d(69)), managers=2)
     assert scores["precision_at_capacity"] == pytest.approx(2 / 3)
-    assert (scores["tasks_opened"], scores["tasks_judged"], scores["tasks_right"]) == (5, 3, 2)
-    assert scores["tasks_per_manager_week"] == pytest.approx(5 / 2 / 10)
-    assert scores["leaving_reached"] == pytest.approx(1 / 2)  # M1 of M1 and M4
+    assert (scores["tasks_opened"], scores["tasks_judged"], scores["tasks_right"]) == (7, 3, 2)
+    assert scores["tasks_per_manager_week"] == pytest.approx(7 / 2 / 10)
+    assert scores["leaving_reached"] == pytest.approx(1 / 3)  # M1 of M1, M4 and M7
     assert scores["defaulters_reviewed_before_default"] == 0.0
-    assert (scores["offers_opened"], scores["offers_to_troubled"]) == (2, 1)
+    assert (scores["offers_opened"], scores["offers_to_troubled"]) == (4, 2)
     by_type = scores["by_type"]
     assert isinstance(by_type, dict)
     assert by_type["win_back"] == {"opened": 1, "judged": 1, "right": 0, "precision": 0.0}
