@@ -45,13 +45,16 @@ class Decision:
     reasons: Sequence[ReasonCode] = ()
     resolved_by_data: bool = False
     exposure_fen: int = 0
+    #: Evidence strong enough to open a new alert during the cooldown after one was resolved.
+    overrides_cooldown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class AlertPolicy:
     """Scores to alerts: at most one open alert per merchant and type; a cooldown after one is
-    resolved; resolution from data (``resolved_by_data``, e.g. reactivation resolves dormancy)
-    or after ``release_days`` days in a row without the condition; a version per change.
+    resolved (which a decision with ``overrides_cooldown`` skips); resolution from data
+    (``resolved_by_data``, e.g. reactivation resolves dormancy) or after ``release_days`` days
+    in a row without the condition; a version per change.
 
     Alert ids are ``merchant:type:yyyymmdd`` of the opening day, so a replay of the same days
     gives the same ids (idempotent downstream).
@@ -88,7 +91,9 @@ class AlertPolicy:
                 return slot, self._alert(slot, decision, merchant_id, day, status)
             return slot, None
         cooling = slot.resolved_day >= 0 and day - slot.resolved_day < self.cooldown_days
-        if not decision.fire or cooling or decision.resolved_by_data:
+        if not decision.fire or decision.resolved_by_data:
+            return slot, None
+        if cooling and not decision.overrides_cooldown:
             return slot, None
         slot.status = SlotStatus.OPEN
         slot.opened_day = day

@@ -77,6 +77,11 @@ class CreditRules(Detector):
     under ``draining_share`` of its 30-day mean. All three only while the merchant still sells
     (``pos_stopped`` 0): the account of a merchant that stopped, and emptied it, is a dormancy
     or churn case, and its loan's overdue events still raise the review through days past due.
+    One exception: returned items while the merchant also borrows at a new lender stay strong
+    after the sales stop. A departed or closed shop's emptied account bounces its standing
+    orders too, but it does not take up new loans; a borrower that does both is in credit stress
+    whether or not it still sells (measured: no healthy borrower more flagged, see
+    docs/detectors.md).
     Weak signals add up but cannot raise it alone, since each of them also marks many borrowers
     who repay (measured on the simulated default scenario): overdraft days, new borrowing at
     other lenders, late payroll, tax or utility, a turnover decline, and the industry
@@ -107,10 +112,13 @@ class CreditRules(Detector):
 
     def hits(self, d: Mapping[str, float]) -> list[RuleHit]:
         out: list[RuleHit] = []
-        strong = 0.0 if feature(d, "pos_stopped") > 0 else self.strong_strength
+        stopped = feature(d, "pos_stopped") > 0
+        strong = 0.0 if stopped else self.strong_strength
         returned = feature(d, "returned_item_count_30d")
-        if returned >= 1 and strong:
-            strength = strong if returned < 2 else min(strong + 0.05, 0.95)
+        new_lenders = feature(d, "other_lender_new_30d")
+        if returned >= 1 and (not stopped or new_lenders >= 1):
+            base = self.strong_strength
+            strength = base if returned < 2 else min(base + 0.05, 0.95)
             out.append(_hit("returned_items", strength, "returned_item_count_30d", returned, 0.0))
         balance = feature(d, "eod_min_vs_turnover", 1.0)
         slope = feature(d, "eod_slope_vs_turnover")
@@ -124,7 +132,6 @@ class CreditRules(Detector):
                     self.balance_floor_share,
                 )
             )
-        new_lenders = feature(d, "other_lender_new_30d")
         draining = feature(d, "eod_vs_mean_30d", 1.0)
         if new_lenders >= 1 and draining < self.draining_share and strong:
             out.append(

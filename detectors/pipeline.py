@@ -53,6 +53,11 @@ class MonitorParams:
     credit_open_score: float = 0.75
     #: Whether the warm delinquency head may raise the credit review on its own (``_credit``).
     credit_model_opens: bool = False
+    #: A rule score from which the credit review is raised again during the cooldown after the
+    #: last one was closed (about two strong signals at once, or overdue beyond grace): the
+    #: cooldown keeps a closed review from coming back on the evidence it was closed on, not
+    #: from escalation while the borrower's account runs dry before a due date.
+    credit_reraise_score: float = 0.95
     anomaly_score: float = 0.9
     festival_before_days: int = 14
     festival_after_days: int = 30
@@ -474,6 +479,8 @@ def on_day_closed(
             models.delinquency.version if credit_by.startswith("model") else "",
             credit_reasons,
             exposure_fen=state.loan.exposure_fen,
+            overrides_cooldown=credit_by.startswith("rules:")
+            and credit_score >= params.credit_reraise_score,
         ),
     )
     alerts = []

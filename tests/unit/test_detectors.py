@@ -195,6 +195,74 @@ def test_credit_strong_and_weak_signals() -> None:
     assert rules.score_one(weak) < params.credit_open_score
 
 
+def test_credit_returned_items_with_new_lender_after_sales_stop() -> None:
+    rules, params = CreditRules(), MonitorParams()
+    bounced_stopped = {"returned_item_count_30d": 1.0, "pos_stopped": 1.0}
+    # A closed or departed shop whose standing orders bounce: dormancy or churn, not credit.
+    assert rules.score_one(bounced_stopped) < params.credit_open_score
+    # Bouncing while borrowing at a new lender is credit stress whether or not it still sells.
+    borrowing = {**bounced_stopped, "other_lender_new_30d": 1.0}
+    assert rules.hits(borrowing)[0].name == "returned_items"
+    assert rules.score_one(borrowing) >= params.credit_open_score
+    # The other strong rules stay off once the sales stopped.
+    drained = {**borrowing, "returned_item_count_30d": 0.0, "eod_vs_mean_30d": 0.1}
+    assert rules.score_one(drained) < params.credit_open_score
+
+
+def test_alert_cooldown_overridden_by_strong_evidence() -> None:
+    policy = AlertPolicy(release_days=2, cooldown_days=30)
+    fire = Decision(AlertType.CREDIT, True, 0.8, 1, "rules:balance_near_zero")
+    calm = Decision(AlertType.CREDIT, False, 0.0, 1, "rules:none")
+    strong = Decision(
+        AlertType.CREDIT, True, 0.97, 2, "rules:returned_items", overrides_cooldown=True
+    )
+    slot, _ = policy.step(AlertSlot(), fire, "M1", DAY)
+    slot, _ = policy.step(slot, calm, "M1", DAY + 1)
+    slot, resolved = policy.step(slot, calm, "M1", DAY + 2)
+    assert resolved is not None
+    assert resolved.status is AlertStatus.RESOLVED
+    assert policy.step(slot, fire, "M1", DAY + 5)[1] is None  # same evidence: cooling down
+    slot, reopened = policy.step(slot, strong, "M1", DAY + 5)
+    assert reopened is not None
+    assert reopened.status is AlertStatus.OPEN
+    assert reopened.version == 1
+
+
+def test_pipeline_credit_review_raised_again_within_cooldown() -> None:
+    selling = {"ever_active": 1.0, "days_since_last_txn": 0.0}
+    bounced = {**selling, "returned_item_count_30d": 1.0}  # one strong signal
+    # Bounced items, new borrowing elsewhere and the balance run down: several strong signals.
+    stressed = {
+        **bounced,
+        "other_lender_new_30d": 1.0,
+        "eod_balance_fen": 100.0,
+        "eod_balance_mean_30d_fen": 1000.0,
+    }
+    plan = [bounced] * 3 + [selling] * 7 + [bounced] * 3 + [stressed] * 2
+
+    def openings(params: MonitorParams) -> list[int]:
+        models = MonitorModels()
+        state = on_loan_event(None, "disbursed", DAY, 0, 1_000_000, models, params)
+        days = []
+        for i, features in enumerate(plan):
+            state, out, _ = on_day_closed(
+                state, _snap(DAY + i, 10_000, **features), "retail", models, params
+            )
+            days += [
+                i
+                for a in out
+                if a.alert_type is AlertType.CREDIT
+                and a.status is AlertStatus.OPEN
+                and a.version == 1
+            ]
+        return days
+
+    # Opened on day 0 and closed after 7 calm days; the same single signal does not raise it
+    # again within the cooldown, several strong signals at once do.
+    assert openings(MonitorParams()) == [0, 13]
+    assert openings(MonitorParams(credit_reraise_score=1.01)) == [0]
+
+
 def test_drift_direction_both_ways() -> None:
     down, up = TurnoverDrift(), TurnoverDrift()
     for _ in range(40):
