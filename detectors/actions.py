@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date
 from typing import Any
 
 from detectors.alerts import ALERT_TYPES, SlotStatus
@@ -32,6 +31,7 @@ from detectors.outreach import (
 )
 from detectors.pipeline import DayScores
 from detectors.state import DetectorState
+from schemas.inputs import MerchantFlag, MerchantProfile
 from schemas.outputs import Alert, AlertType
 from schemas.settings import Settings
 
@@ -181,25 +181,18 @@ def on_outcome(state: ActionState | None, task_id: str) -> ActionState:
     return state
 
 
-def on_profile(
-    state: ActionState | None,
-    *,
-    manager_id: str,
-    flags: Sequence[str],
-    facility_fen: int,
-    outstanding_fen: int,
-    onboarding_date: date,
-) -> ActionState:
-    """A profile update (flags by their ``schemas.inputs.MerchantFlag`` values)."""
+def on_profile(state: ActionState | None, profile: MerchantProfile) -> ActionState:
+    """A profile update from the profiles topic."""
     state = state or ActionState()
+    flags = profile.flags
     state.facts = MerchantFacts(
-        manager_id=manager_id,
-        do_not_contact="do_not_contact" in flags,
-        account_closed="account_closed" in flags,
-        under_investigation="under_investigation" in flags,
-        facility_fen=facility_fen,
-        outstanding_fen=outstanding_fen,
-        onboarding_day=(onboarding_date - BusinessCalendar.date_of_day(0)).days,
+        manager_id=profile.account_manager_id,
+        do_not_contact=MerchantFlag.DO_NOT_CONTACT in flags,
+        account_closed=MerchantFlag.ACCOUNT_CLOSED in flags,
+        under_investigation=MerchantFlag.UNDER_INVESTIGATION in flags,
+        facility_fen=profile.pos_loan_facility_fen,
+        outstanding_fen=profile.pos_loan_outstanding_fen,
+        onboarding_day=(profile.onboarding_date - BusinessCalendar.date_of_day(0)).days,
     )
     return state
 

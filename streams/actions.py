@@ -187,14 +187,7 @@ class ActionStage:
     def on_profile(self, profile: MerchantProfile) -> None:
         """In the profile's own event context (its partition is the merchant's)."""
         key = profile.merchant_id.encode()
-        self.table[key] = on_profile(
-            self._state(key),
-            manager_id=profile.account_manager_id,
-            flags=[flag.value for flag in profile.flags],
-            facility_fen=profile.pos_loan_facility_fen,
-            outstanding_fen=profile.pos_loan_outstanding_fen,
-            onboarding_date=profile.onboarding_date,
-        ).encode()
+        self.table[key] = on_profile(self._state(key), profile).encode()
 
     def on_outcome(self, outcome: OutreachOutcome, day: int) -> None:
         """An outcome, in its own event context (the merchant's partition): the merchant's

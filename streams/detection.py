@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from detectors.outreach import SuccessModel, TaskProposal, TaskUpdate
 from detectors.pipeline import DayScores, MonitorModels, MonitorParams
 from detectors.state import DetectorState
 from schemas import topics
+from schemas.inputs import MerchantProfile
 from schemas.outputs import Alert, AlertStatus, TaskStatus
 from streams.history import RunResult, days_of_millis, from_simulation, millis_of, run
 from streams.sim.simulation import Simulation
@@ -50,8 +50,8 @@ class ActionReplay:
     params: ActionParams
     #: Account managers named in the profiles.
     managers: int
-    #: merchant -> its profile rows (business day, row), oldest first; consumed as days pass.
-    profiles: dict[str, list[tuple[int, dict[str, Any]]]]
+    #: merchant -> its profiles (business day, profile), oldest first; consumed as days pass.
+    profiles: dict[str, list[tuple[int, MerchantProfile]]]
     success: SuccessModel
     states: dict[str, ActionState] = field(default_factory=dict)
     queues: dict[str, ManagerQueue] = field(default_factory=dict)
@@ -64,9 +64,11 @@ class ActionReplay:
     def of(cls, simulation: Simulation, fp: FeatureParams, params: ActionParams) -> ActionReplay:
         table = simulation.table(topics.MERCHANT_PROFILES)
         days = days_of_millis(millis_of(table.column("updated_at")), fp).tolist()
-        profiles: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        profiles: dict[str, list[tuple[int, MerchantProfile]]] = {}
         for day, row in sorted(zip(days, table.to_pylist(), strict=True), key=lambda r: r[0]):
-            profiles.setdefault(row["merchant_id"], []).append((day, row))
+            profiles.setdefault(row["merchant_id"], []).append(
+                (day, MerchantProfile.model_validate(row))
+            )
         managers = len(set(table.column("account_manager_id").to_pylist()))
         return cls(params, managers, profiles, SuccessModel.from_params(params.outreach))
 
@@ -81,15 +83,7 @@ class ActionReplay:
         state = self.states.get(merchant)
         pending = self.profiles.get(merchant, [])
         while pending and pending[0][0] <= snapshot.day:
-            _, row = pending.pop(0)
-            state = on_profile(
-                state,
-                manager_id=row["account_manager_id"],
-                flags=row["flags"],
-                facility_fen=row["pos_loan_facility_fen"],
-                outstanding_fen=row["pos_loan_outstanding_fen"],
-                onboarding_date=row["onboarding_date"],
-            )
+            state = on_profile(state, pending.pop(0)[1])
         state, actions = on_day_closed(
             state, snapshot, scores, alerts, detector, self.success, self.params
         )
@@ -143,8 +137,7 @@ def detect(
     history = from_simulation(simulation, fp)
     actions = ActionReplay.of(simulation, fp, action_params or ActionParams())
     result = run(history, fp, params or MonitorParams(), MonitorModels(), on_day=actions.on_day)
-    pop = simulation.scenario.population
-    actions.finish(BusinessCalendar.day_of_date(pop.start + timedelta(days=pop.days - 1)))
+    actions.finish(BusinessCalendar.day_of_date(simulation.end))
     log.info(
         "detection: %d merchant-days in %.1f s (%.0f/s), %d alert versions, %d tasks opened",
         result.merchant_days,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +162,8 @@ def evaluation_report(
             },
         }
         actions = detection.actions
-        end = simulation.start + timedelta(days=pop.days - 1)
         outreach = outreach_scores(
-            actions.worked, labels, (simulation.start, end), actions.managers
+            actions.worked, labels, (simulation.start, simulation.end), actions.managers
         )
         outreach["capacity_per_manager_day"] = actions.params.outreach.manager_capacity_per_day
         changes = limit_changes(actions.limits, 0.10)
